@@ -1,0 +1,123 @@
+"""Existing TF Object Detection API TFRecords → a span, after a key check.
+
+Each record must carry the OD-API image keys; box lists must have equal lengths and normalised,
+non-empty boxes; class texts must be detector super-categories and optional fashion keys must
+hold known values. The image is checked and normalised like any other input (a re-encoded image
+replaces the original bytes). Records failing a check are rejected with a reason; a corrupt
+file is rejected from the first unreadable record on (TFRecord framing cannot resynchronise).
+"""
+
+from __future__ import annotations
+
+import glob
+from typing import Optional
+
+from components.catalog_import import images as image_io
+from schemas import features as F
+
+_KINDS = {
+    F.IMAGE_ENCODED: "bytes_list", F.IMAGE_FORMAT: "bytes_list", F.IMAGE_HEIGHT: "int64_list",
+    F.IMAGE_WIDTH: "int64_list", F.IMAGE_SOURCE_ID: "bytes_list", F.BBOX_XMIN: "float_list",
+    F.BBOX_YMIN: "float_list", F.BBOX_XMAX: "float_list", F.BBOX_YMAX: "float_list",
+    F.OBJECT_CLASS_LABEL: "int64_list", F.OBJECT_CLASS_TEXT: "bytes_list",
+    F.OBJECT_GARMENT_TEXT: "bytes_list", F.IMAGE_CLASS_TEXT: "bytes_list",
+    F.ATTRIBUTES: "bytes_list", F.BRAND: "bytes_list", F.CAPTION: "bytes_list",
+    F.SEGMENTATION_ENCODED: "bytes_list", F.SEGMENTATION_FORMAT: "bytes_list",
+}
+_CLOSED = {
+    F.OBJECT_CLASS_TEXT: frozenset(F.SUPER_CATEGORIES),
+    F.OBJECT_GARMENT_TEXT: frozenset(F.GARMENT_CATEGORIES),
+    F.IMAGE_CLASS_TEXT: frozenset(F.GARMENT_CATEGORIES),
+    F.ATTRIBUTES: frozenset(F.ATTRIBUTE_VOCABULARY),
+    F.IMAGE_FORMAT: frozenset(F.IMAGE_FORMATS), F.SEGMENTATION_FORMAT: frozenset(F.IMAGE_FORMATS),
+}
+
+
+def check_example(example) -> None:
+    """Raises RejectedInput if ``example`` does not follow the contract's key rules."""
+    feature = example.features.feature
+    for key in F.OD_API_REQUIRED_KEYS:
+        if key not in feature or len(getattr(feature[key], _KINDS[key]).value) != 1:
+            raise image_io.RejectedInput("missing_key", key)
+    for key, kind in _KINDS.items():
+        if key in feature and feature[key].WhichOneof("kind") not in (kind, None):
+            raise image_io.RejectedInput("wrong_type", f"{key} is {feature[key].WhichOneof('kind')}")
+    unknown = sorted(k for k in feature if k not in _KINDS)
+    if unknown:
+        raise image_io.RejectedInput("unknown_key", ", ".join(unknown[:5]))
+    lengths = {k: len(feature[k].float_list.value) for k in F.BBOX_KEYS if k in feature}
+    object_keys = (F.OBJECT_CLASS_LABEL, F.OBJECT_CLASS_TEXT, F.OBJECT_GARMENT_TEXT)
+    for k in object_keys:
+        if k in feature:
+            lengths[k] = len(getattr(feature[k], _KINDS[k]).value)
+    has_objects = any(lengths.values())
+    if has_objects and (len(set(lengths.values())) > 1 or any(k not in feature
+                                                              for k in F.BBOX_KEYS)):
+        raise image_io.RejectedInput("inconsistent_objects", str(lengths))
+    if has_objects:
+        boxes = zip(*(feature[k].float_list.value for k in F.BBOX_KEYS))
+        for xmin, ymin, xmax, ymax in boxes:
+            if not (0.0 <= xmin < xmax <= 1.0 and 0.0 <= ymin < ymax <= 1.0):
+                raise image_io.RejectedInput("bad_box", f"{(xmin, ymin, xmax, ymax)}")
+    for key, allowed in _CLOSED.items():
+        if key in feature:
+            values = {v.decode("utf-8", "replace") for v in feature[key].bytes_list.value}
+            if values - allowed:
+                raise image_io.RejectedInput("unknown_value", f"{key}: {sorted(values - allowed)}")
+    if F.OBJECT_CLASS_LABEL in feature:
+        if any(not 1 <= v <= len(F.SUPER_CATEGORIES)
+               for v in feature[F.OBJECT_CLASS_LABEL].int64_list.value):
+            raise image_io.RejectedInput("unknown_value", F.OBJECT_CLASS_LABEL)
+
+
+def convert(pattern: str, writer, progress=None, limit: Optional[int] = None) -> int:
+    """Imports every record of the files matching ``pattern`` into ``writer``."""
+    import tensorflow as tf
+    paths = sorted(glob.glob(pattern))
+    if not paths:
+        raise FileNotFoundError(f"no files match {pattern}")
+    written = 0
+    n = 0
+    for path in paths:
+        index = 0
+        iterator = iter(tf.data.TFRecordDataset(path).as_numpy_iterator())
+        while True:
+            if limit is not None and n >= limit:
+                return written
+            where = f"{path}#{index}"
+            try:
+                serialized = next(iterator)
+            except StopIteration:
+                break
+            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
+                writer.reject(where, "corrupt_record", err.message.splitlines()[0],
+                              count_input=True)
+                break
+            n += 1
+            index += 1
+            if progress:
+                progress(n)
+            try:
+                example = tf.train.Example.FromString(serialized)
+            except Exception as err:
+                writer.reject(where, "not_an_example", str(err), count_input=True)
+                continue
+            try:
+                check_example(example)
+                image = image_io.normalize_image(
+                    example.features.feature[F.IMAGE_ENCODED].bytes_list.value[0])
+            except image_io.RejectedInput as err:
+                writer.reject(where, err.reason, err.detail, count_input=True)
+                continue
+            feature = example.features.feature
+            if image.reencoded:
+                feature[F.IMAGE_ENCODED].bytes_list.value[0] = image.encoded
+                feature[F.IMAGE_FORMAT].bytes_list.value[0] = image.format.encode()
+                feature[F.IMAGE_HEIGHT].int64_list.value[0] = image.height
+                feature[F.IMAGE_WIDTH].int64_list.value[0] = image.width
+            source_id = feature[F.IMAGE_SOURCE_ID].bytes_list.value[0].decode("utf-8", "replace")
+            has_boxes = len(feature[F.BBOX_XMIN].float_list.value) > 0 if F.BBOX_XMIN in feature \
+                else False
+            if writer.add_serialized(source_id, example.SerializeToString(), has_boxes):
+                written += 1
+    return written

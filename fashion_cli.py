@@ -1,0 +1,202 @@
+"""``fashion``: the project's command line (generate, convert, run, evaluate).
+
+Heavy libraries (TensorFlow, TFX) are imported inside the subcommands that need them, so
+``fashion --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+
+
+def _progress(label: str, total=None, every: float = 2.0):
+    """A progress callback printing ``label: n[/total] (rate/s)`` to stderr every few seconds."""
+    start = last = None
+
+    def report(n: int):
+        nonlocal start, last
+        now = time.monotonic()
+        if start is None:
+            start = last = now
+        elif now - last >= every:
+            last = now
+            rate = n / (now - start) if now > start else 0.0
+            of = f"/{total}" if total else ""
+            print(f"{label}: {n}{of} ({rate:.1f}/s)", file=sys.stderr, flush=True)
+    return report
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Sends everything written to stdout (by libraries, C code included) to stderr.
+
+    Keeps stdout clean for the one summary the command prints (``--json`` output is parseable).
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _render(args, summary: dict, text: str) -> str:
+    """The command's final output: JSON with ``--json``, else human-readable text."""
+    return json.dumps(summary, indent=2, sort_keys=True, default=str) if args.json else text
+
+
+def _conversion_text(summary: dict) -> str:
+    lines = [f"span {summary['span']} written to {summary['span_dir']}",
+             f"  records: {summary['written']}  (with boxes: {summary['with_boxes']})",
+             f"  rejected: {summary['rejected']} {summary['reject_reasons'] or ''}".rstrip(),
+             f"  {summary['inputs']} inputs in {summary['seconds']:.1f} s "
+             f"({summary['images_per_second']:.1f} images/s)",
+             f"  rejects report: {os.path.join(summary['span_dir'], 'rejects.csv')}"]
+    return "\n".join(lines)
+
+
+def cmd_generate(args) -> int:
+    from components.catalog_import.spans import SpanWriter
+    from components.synthetic_catalog import generator
+    report = _progress("generate", args.num_images)
+    with SpanWriter(args.output, span=args.span, num_shards=args.shards,
+                    eval_fraction=args.eval_fraction) as writer:
+        for n, record in enumerate(generator.generate(args.seed, args.num_images,
+                                                      args.image_size)):
+            writer.add(record)
+            report(n + 1)
+    summary = writer.summary.to_json()
+    return 0, _render(args, summary, _conversion_text(summary))
+
+
+def cmd_convert(args) -> int:
+    from components.catalog_import import ccp, csv_catalog, odapi
+    from components.catalog_import.spans import SpanWriter
+    report = _progress(f"convert {args.kind}")
+    try:
+        with SpanWriter(args.output, span=args.span, num_shards=args.shards,
+                        eval_fraction=args.eval_fraction) as writer:
+            if args.kind == "ccp":
+                extra = {"ccp": ccp.convert(args.source, writer, report, args.limit)}
+            elif args.kind == "csv":
+                extra = {"csv_rows_written": csv_catalog.convert(args.source, writer, report,
+                                                                  args.limit)}
+            else:
+                extra = {"records_imported": odapi.convert(args.source, writer, report,
+                                                           args.limit)}
+    except (FileNotFoundError, csv_catalog.CatalogFormatError, ValueError) as err:
+        print(f"fashion convert: error: {err}", file=sys.stderr)
+        return 2, None
+    summary = {**writer.summary.to_json(), **extra}
+    return 0, _render(args, summary, _conversion_text(summary))
+
+
+def _load_config(args):
+    import pipeline_config
+    config = pipeline_config.get_config(args.profile, workspace=args.workspace)
+    for assignment in args.set or ():
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise pipeline_config.ConfigError(f"--set expects key=value, got {assignment!r}")
+        config = pipeline_config.replace_nested(config, key.strip(), value.strip())
+    return config
+
+
+def cmd_run(args) -> int:
+    import pipeline_config
+    try:
+        config = _load_config(args)
+    except pipeline_config.ConfigError as err:
+        print(f"fashion run: error: {err}", file=sys.stderr)
+        return 2, None
+    from pipeline import runner
+    summary = runner.run(config, log=lambda message: print(message, file=sys.stderr, flush=True))
+    pushed = summary["pushed_models"]["category"]
+    return 0, _render(args, summary, "\n".join([
+        f"pipeline finished in {summary['seconds']} s",
+        f"  ML Metadata: {summary['metadata']}",
+        f"  pushed category model: {pushed or 'none (not blessed)'}"]))
+
+
+def cmd_evaluate(args) -> int:
+    from serving import evaluate
+    try:
+        result = evaluate.evaluate(args.family, args.model, args.data, args.batch_size,
+                                   progress=_progress("evaluate"))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"fashion evaluate: error: {err}", file=sys.stderr)
+        return 2, None
+    text = [f"{args.family} model {result['model']} on {result['examples']} examples:",
+            f"  accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}"]
+    for k in (3, 5):
+        if f"top_{k}_accuracy" in result:
+            text.append(f"  top-{k} accuracy {result[f'top_{k}_accuracy']:.4f}")
+    return 0, _render(args, result, "\n".join(text))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fashion", description="Fashion imagery → TFX pipeline → served models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def span_options(p):
+        p.add_argument("--output", required=True, help="catalog root; a new span-N/ is added")
+        p.add_argument("--span", type=int, default=None, help="span number (default: next)")
+        p.add_argument("--shards", type=int, default=4, help="TFRecord shards per split")
+        p.add_argument("--eval-fraction", type=float, default=0.2,
+                       help="fraction of records in the eval split (hash of the source id)")
+        p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    g = sub.add_parser("generate", help="write the synthetic catalog as a new span")
+    span_options(g)
+    g.add_argument("--num-images", type=int, default=1500)
+    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--image-size", type=int, default=256)
+    g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("convert", help="convert a catalog (CCP, CSV, OD-API TFRecords) to a span")
+    c.add_argument("kind", choices=("ccp", "csv", "odapi"))
+    c.add_argument("--source", required=True,
+                   help="ccp: data set folder; csv: the CSV file; odapi: a TFRecord glob")
+    c.add_argument("--limit", type=int, default=None, help="convert at most this many inputs")
+    span_options(c)
+    c.set_defaults(func=cmd_convert)
+
+    r = sub.add_parser("run", help="run the whole pipeline locally (generates data if none)")
+    r.add_argument("--profile", default="default", help="smoke, default or full")
+    r.add_argument("--workspace", default="workspace", help="folder for all outputs")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set category.epochs=3 (repeatable)")
+    r.add_argument("--json", action="store_true", help="print a JSON summary")
+    r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("evaluate", help="compute a family's metrics for a pushed model")
+    e.add_argument("--family", default="category", choices=("category",))
+    e.add_argument("--model", required=True, help="a SavedModel or a folder of versions")
+    e.add_argument("--data", required=True, help="TFRecord glob of contract records")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    with _stdout_to_stderr():
+        # Summaries are printed after the work, through the restored stdout.
+        code, output = args.func(args)
+    if output:
+        print(output)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

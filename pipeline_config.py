@@ -1,0 +1,253 @@
+"""Typed, validated pipeline configuration with named profiles.
+
+Everything is a frozen dataclass; nothing here touches the file system or imports TensorFlow, so
+importing this module is cheap and safe. A model family's config reaches its trainer through the
+Trainer's ``custom_config`` (``dataclasses.asdict``) and is rebuilt there with
+:meth:`CategoryConfig.from_dict`.
+
+Profiles:
+  ``smoke``   tiny images and model, a few steps: tests and quick checks (~1 minute of training).
+  ``default`` what the README run uses on the embedded synthetic catalog on a 2-core CPU.
+  ``full``    real training: EfficientNet input size of the variant, more data and epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+EFFICIENTNET_INPUT_SIZES = {"b0": 224, "b1": 240, "b2": 260, "b3": 300, "b4": 380, "b5": 456,
+                            "b6": 528, "b7": 600}
+OPTIMIZERS = ("adam", "rmsprop", "adamw")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _validate_weights(weights: str) -> None:
+    _check(bool(weights), "weights must be 'none', 'imagenet' or a path to a weights file")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where records come from and how the embedded synthetic catalog is made."""
+
+    catalog_root: str = ""  # empty: <workspace>/catalog
+    synthetic_images: int = 1200
+    synthetic_seed: int = 7
+    synthetic_image_size: int = 256
+    eval_fraction: float = 0.2
+    num_shards: int = 4
+
+    def __post_init__(self):
+        _check(self.synthetic_images >= 10, "synthetic_images must be >= 10")
+        _check(32 <= self.synthetic_image_size <= 1024, "synthetic_image_size must be 32..1024")
+        _check(0.0 < self.eval_fraction < 0.9, "eval_fraction must be in (0, 0.9)")
+        _check(self.num_shards >= 1, "num_shards must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformConfig:
+    """Deterministic preprocessing done once by TF Transform."""
+
+    image_size: int = 128  # square side of the stored (PNG re-encoded) pixels
+
+    def __post_init__(self):
+        _check(16 <= self.image_size <= 1024, "transform image_size must be 16..1024")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationConfig:
+    """Train-time random augmentation (Keras preprocessing layers, inactive at inference)."""
+
+    flip: bool = True
+    rotation: float = 0.05  # fraction of a full turn
+    zoom: float = 0.1
+    translation: float = 0.1
+
+    def __post_init__(self):
+        for name in ("rotation", "zoom", "translation"):
+            _check(0.0 <= getattr(self, name) < 0.5, f"augmentation {name} must be in [0, 0.5)")
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoryConfig:
+    """The EfficientNet garment-category classifier (single label)."""
+
+    backbone: str = "b0"
+    image_size: int = 0  # 0: the variant's own input size
+    weights: str = "none"  # 'none', 'imagenet' or a path to a backbone .weights.h5 file
+    dropout: float = 0.5
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 10
+    steps_per_epoch: int = 0  # 0: one pass over the training split
+    eval_steps: int = 0  # 0: one pass over the eval split
+    early_stopping_patience: int = 3
+    augmentation: AugmentationConfig = AugmentationConfig()
+    accuracy_threshold: float = 0.5  # Evaluator blesses only above this eval accuracy
+    seed: int = 42
+
+    def __post_init__(self):
+        _check(self.backbone in EFFICIENTNET_INPUT_SIZES,
+               f"backbone must be one of {sorted(EFFICIENTNET_INPUT_SIZES)}")
+        _check(self.image_size == 0 or 32 <= self.image_size <= 1024,
+               "category image_size must be 0 (variant default) or 32..1024")
+        _validate_weights(self.weights)
+        _check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
+        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
+        _check(0.0 < self.learning_rate < 1.0, "learning_rate must be in (0, 1)")
+        _check(self.batch_size >= 1 and self.epochs >= 1, "batch_size and epochs must be >= 1")
+        _check(self.steps_per_epoch >= 0 and self.eval_steps >= 0, "steps must be >= 0")
+        _check(0.0 <= self.accuracy_threshold <= 1.0, "accuracy_threshold must be in [0, 1]")
+
+    @property
+    def input_size(self) -> int:
+        return self.image_size or EFFICIENTNET_INPUT_SIZES[self.backbone]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CategoryConfig":
+        data = dict(data)
+        data["augmentation"] = AugmentationConfig(**data.get("augmentation", {}))
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+    """Apache Beam options for the DirectRunner (or any runner named here)."""
+
+    runner: str = "DirectRunner"
+    direct_num_workers: int = 1
+    direct_running_mode: str = "in_memory"
+    extra_args: tuple = ()
+
+    def __post_init__(self):
+        _check(self.direct_num_workers >= 0, "direct_num_workers must be >= 0")
+        _check(self.direct_running_mode in ("in_memory", "multi_threading", "multi_processing"),
+               "direct_running_mode must be in_memory, multi_threading or multi_processing")
+
+    def args(self) -> list[str]:
+        return [f"--runner={self.runner}", f"--direct_num_workers={self.direct_num_workers}",
+                f"--direct_running_mode={self.direct_running_mode}", *self.extra_args]
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """The whole pipeline: paths derive from ``workspace`` unless given."""
+
+    name: str = "fashion"
+    workspace: str = "workspace"
+    profile: str = "default"
+    data: DataConfig = DataConfig()
+    transform: TransformConfig = TransformConfig()
+    category: CategoryConfig = CategoryConfig()
+    beam: BeamConfig = BeamConfig()
+    serving_dir: str = ""  # empty: <workspace>/serving
+
+    def __post_init__(self):
+        _check(bool(self.name) and self.name.replace("-", "").replace("_", "").isalnum(),
+               "pipeline name must be alphanumeric with - or _")
+        _check(bool(self.workspace), "workspace must be set")
+
+    @property
+    def workspace_dir(self) -> str:
+        return os.path.abspath(self.workspace)
+
+    @property
+    def catalog_root(self) -> str:
+        return os.path.abspath(self.data.catalog_root or os.path.join(self.workspace, "catalog"))
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.workspace_dir, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.workspace_dir, "metadata.sqlite")
+
+    @property
+    def serving_root(self) -> str:
+        return os.path.abspath(self.serving_dir or os.path.join(self.workspace, "serving"))
+
+    def serving_model_dir(self, family: str) -> str:
+        return os.path.join(self.serving_root, family)
+
+
+def _smoke() -> PipelineConfig:
+    return PipelineConfig(
+        profile="smoke",
+        data=DataConfig(synthetic_images=60, synthetic_image_size=96, num_shards=2),
+        transform=TransformConfig(image_size=32),
+        category=CategoryConfig(image_size=32, batch_size=8, epochs=1, steps_per_epoch=3,
+                                eval_steps=2, accuracy_threshold=0.0),
+    )
+
+
+def _default() -> PipelineConfig:
+    return PipelineConfig(
+        profile="default",
+        data=DataConfig(synthetic_images=1500, synthetic_image_size=256),
+        transform=TransformConfig(image_size=96),
+        category=CategoryConfig(image_size=96, batch_size=32, epochs=12, learning_rate=2e-3,
+                                dropout=0.3, early_stopping_patience=4, accuracy_threshold=0.3),
+    )
+
+
+def _full() -> PipelineConfig:
+    return PipelineConfig(
+        profile="full",
+        data=DataConfig(synthetic_images=20000, synthetic_image_size=256),
+        transform=TransformConfig(image_size=240),
+        category=CategoryConfig(backbone="b1", batch_size=32, epochs=40, learning_rate=1e-4,
+                                early_stopping_patience=5, accuracy_threshold=0.8),
+        beam=BeamConfig(direct_num_workers=0, direct_running_mode="multi_processing"),
+    )
+
+
+PROFILES = {"smoke": _smoke, "default": _default, "full": _full}
+
+
+def get_config(profile: str = "default", workspace: Optional[str] = None,
+               **overrides) -> PipelineConfig:
+    """Returns profile ``profile`` with ``workspace`` and top-level field ``overrides`` applied."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
+    config = PROFILES[profile]()
+    if workspace is not None:
+        overrides["workspace"] = workspace
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def replace_nested(config, path: str, value):
+    """Returns ``config`` with dotted field ``path`` (e.g. ``category.epochs``) set to ``value``.
+
+    Values given as strings (from the command line) are converted to the field's type.
+    """
+    head, _, rest = path.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    if head not in fields:
+        raise ConfigError(f"{type(config).__name__} has no field {head!r}")
+    current = getattr(config, head)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"{head} is not a section")
+        return dataclasses.replace(config, **{head: replace_nested(current, rest, value)})
+    if isinstance(value, str) and not isinstance(current, str):
+        try:
+            if isinstance(current, bool):
+                value = value.lower() in ("1", "true", "yes", "on")
+            elif isinstance(current, (int, float)):
+                value = type(current)(value)
+            else:
+                raise ConfigError(f"cannot set {path} from the command line")
+        except ValueError:
+            raise ConfigError(f"{path}: {value!r} is not a {type(current).__name__}") from None
+    return dataclasses.replace(config, **{head: value})

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) .venv at the repo root with Python 3.10 and the locked dependencies.
+# Idempotent: does nothing when .venv already matches requirements.lock and pyproject.toml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {
+  local candidate
+  for candidate in "${PYTHON:-}" python3.10 "$HOME"/.pyenv/versions/3.10*/bin/python3.10 \
+                   /usr/bin/python3.10 /usr/local/bin/python3.10; do
+    [ -n "$candidate" ] || continue
+    if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1; then
+      echo "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+stamp=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ -x .venv/bin/python ] && [ "$(cat .venv/.bootstrap-stamp 2>/dev/null)" = "$stamp" ]; then
+  exit 0
+fi
+python=$(find_python) || { echo "bootstrap: Python 3.10 not found (TFX 1.16 needs 3.9-3.10); set PYTHON=/path/to/python3.10" >&2; exit 1; }
+echo "bootstrap: creating .venv with $python (first run takes a few minutes)" >&2
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade "pip<27" setuptools wheel
+.venv/bin/python -m pip install --quiet -r requirements.lock
+.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+echo "$stamp" > .venv/.bootstrap-stamp
+echo "bootstrap: .venv ready" >&2

@@ -1,0 +1,112 @@
+"""Offline evaluation of a pushed model on any records (``fashion evaluate``).
+
+Loads the SavedModel, sends the records' serialized examples through its ``serving_default``
+signature (exactly what a served client gets) and compares with the records' labels.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Callable, Optional
+
+import numpy as np
+
+from schemas import features as F
+
+FAMILIES = ("category",)
+
+
+def latest_version(model_path: str) -> str:
+    """``model_path`` itself if it is a SavedModel, else its highest numbered version folder."""
+    if os.path.exists(os.path.join(model_path, "saved_model.pb")):
+        return model_path
+    versions = [d for d in glob.glob(os.path.join(model_path, "*"))
+                if os.path.basename(d).isdigit()
+                and os.path.exists(os.path.join(d, "saved_model.pb"))]
+    if not versions:
+        raise FileNotFoundError(f"{model_path} is neither a SavedModel nor a folder of versions")
+    return max(versions, key=lambda d: int(os.path.basename(d)))
+
+
+def classification_metrics(labels: list[str], scores: np.ndarray, class_names: list[str],
+                           top_k: tuple = (3, 5)) -> dict:
+    """Accuracy, top-k, macro F1, per-class precision/recall/F1 and the confusion matrix.
+
+    ``labels`` are class names; a label the model does not know counts as a miss.
+    """
+    index = {name: i for i, name in enumerate(class_names)}
+    count = len(labels)
+    if count == 0:
+        raise ValueError("no labelled examples to evaluate")
+    truth = np.array([index.get(label, -1) for label in labels])
+    ranked = np.argsort(-scores, axis=1)
+    predicted = ranked[:, 0]
+    result = {"examples": count, "accuracy": float(np.mean(predicted == truth)),
+              "unknown_labels": int(np.sum(truth < 0))}
+    for k in top_k:
+        if k < len(class_names):
+            hits = (ranked[:, :k] == truth[:, None]).any(axis=1)
+            result[f"top_{k}_accuracy"] = float(np.mean(hits))
+    per_class, f1s = {}, []
+    for i, name in enumerate(class_names):
+        tp = int(np.sum((predicted == i) & (truth == i)))
+        fp = int(np.sum((predicted == i) & (truth != i)))
+        fn = int(np.sum((predicted != i) & (truth == i)))
+        support = tp + fn
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        if support:
+            f1s.append(f1)
+        per_class[name] = {"support": support, "precision": round(precision, 4),
+                           "recall": round(recall, 4), "f1": round(f1, 4)}
+    result["macro_f1"] = float(np.mean(f1s)) if f1s else 0.0
+    result["per_class"] = per_class
+    present = sorted({int(t) for t in truth if t >= 0} | {int(p) for p in predicted})
+    matrix = np.zeros((len(present), len(present)), int)
+    position = {c: n for n, c in enumerate(present)}
+    for t, p in zip(truth, predicted):
+        if t >= 0:
+            matrix[position[t], position[p]] += 1
+    result["confusion_matrix"] = {"classes": [class_names[c] for c in present],
+                                  "rows_true_columns_predicted": matrix.tolist()}
+    return result
+
+
+def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 64,
+             progress: Optional[Callable[[int], None]] = None) -> dict:
+    """Computes ``family``'s metrics for the model at ``model_path`` on ``data_pattern``."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
+    import tensorflow as tf
+    export_dir = latest_version(model_path)
+    files = sorted(glob.glob(data_pattern))
+    if not files:
+        raise FileNotFoundError(f"no files match {data_pattern}")
+    model = tf.saved_model.load(export_dir)
+    serve = model.signatures["serving_default"]
+    labels, all_scores, class_names, skipped = [], [], None, 0
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    dataset = tf.data.TFRecordDataset(files, compression_type=compression).batch(batch_size)
+    for batch in dataset:
+        parsed = tf.io.parse_example(batch, {
+            F.IMAGE_CLASS_TEXT: tf.io.VarLenFeature(tf.string)})
+        texts = tf.sparse.to_dense(parsed[F.IMAGE_CLASS_TEXT], default_value=b"").numpy()
+        keep = np.array([row.size > 0 and row[0] != b"" for row in texts], bool)
+        skipped += int((~keep).sum())
+        if not keep.any():
+            continue
+        outputs = serve(examples=tf.boolean_mask(batch, keep))
+        if class_names is None:
+            class_names = [c.decode() for c in outputs["classes"].numpy()[0]]
+        labels += [row[0].decode() for row in texts[keep]]
+        all_scores.append(outputs["scores"].numpy())
+        if progress:
+            progress(len(labels))
+    if not labels:
+        raise ValueError(f"no example in {data_pattern} carries {F.IMAGE_CLASS_TEXT}")
+    result = classification_metrics(labels, np.concatenate(all_scores), class_names)
+    result.update({"family": family, "model": export_dir, "data": data_pattern,
+                   "unlabelled_skipped": skipped})
+    return result

@@ -1,0 +1,93 @@
+"""Serving signatures of exported classifiers.
+
+An exported classifier is a TF2 SavedModel with three signatures, all running the same TF
+Transform graph as training, so serving preprocessing cannot drift from training:
+
+``serving_default``  ``examples``: serialized ``tf.train.Example`` (only ``image/encoded`` is
+                     read) → ``scores`` [batch, classes] float32, ``classes`` [batch, classes]
+                     string, ``top_class`` [batch] string, ``top_score`` [batch] float32.
+``serving_images``   ``images``: raw encoded image bytes (JPEG/PNG/GIF/BMP) → same outputs.
+``transform_features`` ``examples`` → the transformed features, labels included (used by TFMA as
+                     its preprocessing function to get labels).
+
+The output names follow TF Serving's classification convention (``classes``/``scores``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import tensorflow as tf
+
+from schemas import features as F
+
+SERVING_DEFAULT = "serving_default"
+SERVING_IMAGES = "serving_images"
+TRANSFORM_FEATURES = "transform_features"
+EXAMPLES_INPUT = "examples"
+IMAGES_INPUT = "images"
+CLASS_NAMES_ASSET = "class_names.txt"
+
+
+class _ClassifierModule(tf.Module):
+    def __init__(self, model, tft_output, class_names: Sequence[str], image_size: int):
+        super().__init__(name="classifier")
+        # Only the model's variables are tracked (below), not the model object: tracking it would
+        # also save its optimizer state, tripling the SavedModel's size.
+        self._predict = lambda images: model(images, training=False)
+        self.model_variables = [getattr(v, "value", v) for v in model.variables]
+        self.tft_layer = tft_output.transform_features_layer()
+        self._raw_feature_spec = tft_output.raw_feature_spec()
+        self._image_size = image_size
+        self.class_names = tf.Variable(list(class_names), trainable=False, dtype=tf.string,
+                                       name="class_names")
+
+    def _classify(self, raw_features):
+        transformed = self.tft_layer(raw_features)
+        images = tf.map_fn(
+            lambda png: tf.cast(tf.ensure_shape(tf.io.decode_png(png, channels=3),
+                                                [self._image_size, self._image_size, 3]),
+                                tf.float32),
+            transformed[F.TRANSFORMED_IMAGE], fn_output_signature=tf.float32)
+        scores = tf.cast(self._predict(images), tf.float32)
+        batch = tf.shape(scores)[0]
+        top = tf.argmax(scores, axis=1, output_type=tf.int32)
+        return {
+            "scores": scores,
+            "classes": tf.tile(self.class_names[tf.newaxis, :], [batch, 1]),
+            "top_class": tf.gather(self.class_names, top),
+            "top_score": tf.reduce_max(scores, axis=1),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def serve_examples(self, examples):
+        parsed = tf.io.parse_example(
+            examples, {F.IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string)})
+        return self._classify(parsed)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
+    def serve_images(self, images):
+        return self._classify({F.IMAGE_ENCODED: images})
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def transform_features(self, examples):
+        parsed = tf.io.parse_example(examples, self._raw_feature_spec)
+        return self.tft_layer(parsed)
+
+
+def export_classifier(export_dir: str, model, tft_output, class_names: Sequence[str],
+                      image_size: int) -> str:
+    """Saves ``model`` with the transform graph and class names as a serving SavedModel."""
+    module = _ClassifierModule(model, tft_output, class_names, image_size)
+    signatures = {
+        SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
+        SERVING_IMAGES: module.serve_images.get_concrete_function(),
+        TRANSFORM_FEATURES: module.transform_features.get_concrete_function(),
+    }
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    assets = os.path.join(export_dir, "assets.extra")
+    tf.io.gfile.makedirs(assets)
+    with tf.io.gfile.GFile(os.path.join(assets, CLASS_NAMES_ASSET), "w") as handle:
+        handle.write("\n".join(class_names) + "\n")
+    return export_dir

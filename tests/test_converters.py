@@ -1,0 +1,229 @@
+"""Converters: CCP, CSV catalogs and OD-API TFRecords into spans, with rejects reports."""
+
+import csv
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from scipy.io import savemat
+
+from components.catalog_import import ccp, csv_catalog, odapi, spans
+from components.catalog_import.records import FashionRecord, GarmentObject, from_example, to_example
+from schemas import features as F
+
+
+def _jpeg(w=60, h=90, color=(200, 30, 40)):
+    buffer = io.BytesIO()
+    Image.new("RGB", (w, h), color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _read_span(span_dir):
+    records = []
+    for split in spans.SPLITS:
+        for path in sorted(os.listdir(os.path.join(span_dir, split))):
+            for raw in tf.data.TFRecordDataset(os.path.join(span_dir, split, path)):
+                records.append((split, from_example(tf.train.Example.FromString(raw.numpy()))))
+    return records
+
+
+# --- spans -------------------------------------------------------------------------------------
+
+def test_span_writer_numbers_spans_and_is_atomic(tmp_path):
+    root = tmp_path / "catalog"
+    record = FashionRecord("a", _jpeg(), "jpeg", 90, 60, category="dress")
+    with spans.SpanWriter(str(root), num_shards=2) as writer:
+        writer.add(record)
+        writer.add(record)  # duplicate source id
+    assert spans.existing_spans(str(root)) == [1]
+    assert writer.summary.rejected == 1 and writer.summary.reject_reasons == {
+        "duplicate_source_id": 1}
+    assert sorted(os.listdir(root / "span-1" / "train")) == [
+        "part-00000-of-00002.tfrecord", "part-00001-of-00002.tfrecord"]
+    with pytest.raises(RuntimeError):
+        with spans.SpanWriter(str(root)) as writer:
+            writer.add(record)
+            raise RuntimeError("interrupted")
+    assert spans.existing_spans(str(root)) == [1]
+    assert [n for n in os.listdir(root) if n.startswith(".")] == []
+    with spans.SpanWriter(str(root)) as writer:
+        pass
+    assert writer.span == 2
+
+
+def test_split_assignment_is_deterministic():
+    ids = [f"image-{i}" for i in range(2000)]
+    first = [spans.assign_split(i, 0.2) for i in ids]
+    assert first == [spans.assign_split(i, 0.2) for i in ids]
+    assert 0.15 < first.count("eval") / len(ids) < 0.25
+
+
+# --- CCP ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def mini_ccp(tmp_path):
+    """A CCP-shaped folder with good, tag-only, unannotated, corrupt and mismatched photos."""
+    root = tmp_path / "ccp"
+    (root / "photos").mkdir(parents=True)
+    (root / "annotations" / "pixel-level").mkdir(parents=True)
+    (root / "annotations" / "image-level").mkdir(parents=True)
+    label_map = np.zeros((90, 60), np.uint8)
+    label_map[5:15, 20:40] = 19     # hair: not an object
+    label_map[20:50, 10:50] = 5     # blouse
+    label_map[25:45, 25:35] = 4     # blazer on top, splitting nothing (blouse surrounds it)
+    label_map[50:75, 15:45] = 42    # skirt
+    label_map[80:88, 10:22] = 21    # left heel
+    label_map[80:88, 38:50] = 21    # right heel, far from the left one
+    label_map[0:1, 0:1] = 2         # a 1-pixel bag fragment: noise
+    (root / "photos" / "0001.jpg").write_bytes(_jpeg())
+    savemat(root / "annotations" / "pixel-level" / "0001.mat", {"groundtruth": label_map})
+    (root / "photos" / "1005.jpg").write_bytes(_jpeg())
+    savemat(root / "annotations" / "image-level" / "1005.mat",
+            {"tags": np.array([[0, 14, 21, 41, 47]])})  # dress, heels, skin, sunglasses
+    (root / "photos" / "0002.jpg").write_bytes(_jpeg())  # no annotation
+    (root / "photos" / "0003.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    savemat(root / "annotations" / "pixel-level" / "0003.mat", {"groundtruth": label_map})
+    (root / "photos" / "0004.jpg").write_bytes(_jpeg(30, 30))
+    savemat(root / "annotations" / "pixel-level" / "0004.mat", {"groundtruth": label_map})
+    return root
+
+
+def test_ccp_conversion_boxes_labels_and_rejects(mini_ccp, tmp_path):
+    with spans.SpanWriter(str(tmp_path / "out")) as writer:
+        counts = ccp.convert(str(mini_ccp), writer)
+    assert counts == {"pixel": 1, "image": 1, "pixel_with_boxes": 1}
+    records = {r.source_id: r for _, r in _read_span(writer.span_dir)}
+    pixel = records["ccp-0001"]
+    boxes = sorted((o.garment, tuple(round(v, 3) for v in o.box)) for o in pixel.objects)
+    expected = [("blazer", (25, 25, 35, 45)), ("blouse", (10, 20, 50, 50)),
+                ("heels", (10, 80, 22, 88)), ("heels", (38, 80, 50, 88)),
+                ("skirt", (15, 50, 45, 75))]
+    assert boxes == [(g, tuple(round(v, 3) for v in (x0 / 60, y0 / 90, x1 / 60, y1 / 90)))
+                     for g, (x0, y0, x1, y1) in expected]
+    assert pixel.category == "blouse"  # largest garment area
+    assert set(pixel.attributes) == {"item:blouse", "item:blazer", "item:skirt", "item:heels",
+                                     "item:bag"}
+    seg = np.asarray(Image.open(io.BytesIO(pixel.segmentation_png)))
+    assert seg[30, 12] == F.SEGMENTATION_CLASS_IDS["blouse"]
+    assert seg[10, 30] == F.SEGMENTATION_CLASS_IDS["hair"]
+    tagged = records["ccp-1005"]
+    assert tagged.objects == () and tagged.category == "dress"
+    assert set(tagged.attributes) == {"item:dress", "item:heels", "item:eyewear"}
+    assert tagged.caption == "a person wearing a dress and heels with glasses"
+    rejects = {os.path.basename(r["source"]): r["reason"]
+               for r in spans.read_rejects(writer.span_dir)}
+    assert rejects == {"0002.jpg": "missing_annotation", "0003.jpg": "corrupt_image",
+                       "0004.jpg": "annotation_size_mismatch"}
+    summary = json.loads((tmp_path / "out" / "span-1" / "summary.json").read_text())
+    assert summary["rejected"] == 3 and summary["inputs"] == 5
+
+
+def test_ccp_label_mapping_covers_all_59_labels():
+    assert sorted(ccp.CCP_LABEL_MAP) == list(range(59))
+    targets = {t for _, t in ccp.CCP_LABEL_MAP.values() if t}
+    assert targets <= set(F.GARMENT_CATEGORIES) | set(F.ACCESSORIES)
+    assert {n for n, t in ccp.CCP_LABEL_MAP.values() if t is None} == {"null", "skin", "hair"}
+
+
+@pytest.mark.shared_data
+def test_real_ccp_photos_get_boxes(ccp_dir, tmp_path):
+    ccp.check_label_list(str(ccp_dir / "label_list.mat"))
+    with spans.SpanWriter(str(tmp_path / "out")) as writer:
+        counts = ccp.convert(str(ccp_dir), writer, limit=80)
+    assert counts["pixel"] == 80
+    assert counts["pixel_with_boxes"] / counts["pixel"] >= 0.95
+    assert writer.summary.rejected == 0
+
+
+# --- CSV catalog -------------------------------------------------------------------------------
+
+def test_csv_catalog_converts_good_rows_and_reports_bad_ones(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "good.jpg").write_bytes(_jpeg())
+    (images / "gray.png").write_bytes(_png_gray())
+    (images / "broken.jpg").write_bytes(_jpeg()[:200])
+    (images / "text.jpg").write_bytes(b"hello")
+    rows = [
+        ["image_path", "brand", "category", "attributes", "caption", "collection_url"],
+        ["images/good.jpg", "Chanel", "dress", "color:red; pattern:solid", "a red dress", "u"],
+        ["images/gray.png", "Versace", "", "", "", "u"],
+        ["images/missing.jpg", "Chanel", "", "", "", "u"],
+        ["images/broken.jpg", "Chanel", "", "", "", "u"],
+        ["images/text.jpg", "Chanel", "", "", "", "u"],
+        ["images/good.jpg", "", "", "", "", "u"],
+        ["images/good.jpg", "Chanel", "spacesuit", "", "", "u"],
+        ["images/good.jpg", "Chanel", "", "color:ultraviolet", "", "u"],
+        ["images/good.jpg", "Chanel"],
+    ]
+    path = tmp_path / "catalog.csv"
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    with spans.SpanWriter(str(tmp_path / "out")) as writer:
+        written = csv_catalog.convert(str(path), writer)
+    assert written == 2
+    records = {r.source_id: r for _, r in _read_span(writer.span_dir)}
+    good = records["catalog-images/good.jpg"]
+    assert (good.brand, good.category, good.caption) == ("Chanel", "dress", "a red dress")
+    assert good.attributes == ("color:red", "pattern:solid")
+    gray = records["catalog-images/gray.png"]
+    assert gray.format == "png" and Image.open(io.BytesIO(gray.encoded)).mode == "RGB"
+    reasons = sorted(r["reason"] for r in spans.read_rejects(writer.span_dir))
+    assert reasons == sorted(["missing_file", "corrupt_image", "not_an_image", "bad_csv_row",
+                              "unknown_category", "unknown_attribute", "bad_csv_row"])
+    assert writer.summary.inputs == 9
+
+
+def test_csv_without_required_columns_fails_clearly(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("path,label\nx.jpg,y\n")
+    with pytest.raises(csv_catalog.CatalogFormatError, match="image_path"):
+        with spans.SpanWriter(str(tmp_path / "out")) as writer:
+            csv_catalog.convert(str(path), writer)
+    assert spans.existing_spans(str(tmp_path / "out")) == []
+
+
+def _png_gray():
+    buffer = io.BytesIO()
+    Image.new("L", (40, 40), 128).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# --- OD-API TFRecords --------------------------------------------------------------------------
+
+def test_odapi_import_checks_keys(tmp_path):
+    good = to_example(FashionRecord("od-1", _jpeg(), "jpeg", 90, 60, objects=(
+        GarmentObject("jeans", (0.1, 0.5, 0.6, 0.9)),), category="jeans"))
+    missing = to_example(FashionRecord("od-2", _jpeg(), "jpeg", 90, 60))
+    del missing.features.feature[F.IMAGE_SOURCE_ID]
+    alien = to_example(FashionRecord("od-3", _jpeg(), "jpeg", 90, 60, objects=(
+        GarmentObject("jeans", (0.1, 0.5, 0.6, 0.9)),)))
+    alien.features.feature[F.OBJECT_CLASS_TEXT].bytes_list.value[0] = b"person"
+    ragged = to_example(FashionRecord("od-4", _jpeg(), "jpeg", 90, 60, objects=(
+        GarmentObject("jeans", (0.1, 0.5, 0.6, 0.9)),)))
+    ragged.features.feature[F.BBOX_XMAX].float_list.value.append(0.3)
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (40, 40)).save(cmyk, format="JPEG")
+    converted = to_example(FashionRecord("od-5", cmyk.getvalue(), "jpeg", 40, 40))
+    path = tmp_path / "in.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as out:
+        for example in (good, missing, alien, ragged, converted):
+            out.write(example.SerializeToString())
+    truncated = tmp_path / "truncated.tfrecord"
+    data = path.read_bytes()
+    truncated.write_bytes(data[: len(data) - 10])
+    with spans.SpanWriter(str(tmp_path / "out")) as writer:
+        written = odapi.convert(str(tmp_path / "*.tfrecord"), writer)
+    assert written == 2  # od-1 and od-5; the truncated copy repeats ids → duplicates
+    reasons = [r["reason"] for r in spans.read_rejects(writer.span_dir)]
+    assert reasons.count("missing_key") == 2
+    assert reasons.count("unknown_value") == 2
+    assert reasons.count("inconsistent_objects") == 2
+    assert "corrupt_record" in reasons
+    records = {r.source_id: r for _, r in _read_span(writer.span_dir)}
+    assert Image.open(io.BytesIO(records["od-5"].encoded)).mode == "RGB"
+    assert records["od-1"].objects[0].garment == "jeans"

@@ -1,0 +1,152 @@
+"""End-to-end: the whole DAG on tiny data, through the `fashion` command line.
+
+Marked ``e2e`` (about two minutes together on 2 cores); CI runs them with the rest.
+"""
+
+import glob
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from components.catalog_import.records import FashionRecord, to_example
+from components.catalog_import.spans import SpanWriter
+from components.synthetic_catalog import generator
+from schemas import features as F
+
+pytestmark = pytest.mark.e2e
+
+ALL_NODES = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+             "AnomalyGate", "Transform", "CategoryTrainer", "CategoryEvaluator",
+             "CategoryPusher"}
+
+
+def _fashion(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "fashion_cli", *args], capture_output=True,
+                            text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"fashion {' '.join(args)} failed:\n{result.stderr[-5000:]}")
+    return result
+
+
+def _executions_by_node(metadata_path):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = metadata_path
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    store = metadata_store.MetadataStore(connection)
+    found = {}
+    for context in store.get_contexts_by_type("node"):
+        node = context.name.split(".", 1)[1]
+        found[node] = [metadata_store_pb2.Execution.State.Name(e.last_known_state)
+                       for e in store.get_executions_by_context(context.id)]
+    return found
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workspace = tmp_path_factory.mktemp("workspace")
+    result = _fashion("run", "--profile", "smoke", "--workspace", str(workspace), "--json")
+    return workspace, json.loads(result.stdout)
+
+
+def test_every_component_ran_and_a_model_was_pushed(smoke_run):
+    workspace, summary = smoke_run
+    executions = _executions_by_node(summary["metadata"])
+    assert set(executions) == ALL_NODES
+    for node, states in executions.items():
+        assert "COMPLETE" in states, (node, states)
+    pushed = summary["pushed_models"]["category"]
+    assert pushed and os.path.dirname(pushed) == os.path.join(str(workspace), "serving",
+                                                               "category")
+    assert os.path.basename(pushed).isdigit()  # a TF-Serving version folder
+    assert os.path.exists(os.path.join(pushed, "saved_model.pb"))
+
+
+def test_transformed_pixels_are_compact(smoke_run):
+    workspace, _ = smoke_run
+    raw = sum(os.path.getsize(p) for p in glob.glob(str(workspace / "catalog" / "span-1" /
+                                                         "*" / "*")))
+    transformed = sum(os.path.getsize(p) for p in glob.glob(
+        str(workspace / "pipeline_root" / "Transform" / "transformed_examples" / "*" / "*" /
+            "*")))
+    assert 0 < transformed < raw  # 32 px PNGs, not float32 pixels
+
+
+def test_pushed_model_answers_examples_and_image_bytes(smoke_run):
+    workspace, summary = smoke_run
+    model = tf.saved_model.load(summary["pushed_models"]["category"])
+    assert {"serving_default", "serving_images", "transform_features"} <= set(model.signatures)
+    records = list(generator.generate(99, 2, 96))
+    examples = tf.constant([to_example(r).SerializeToString() for r in records])
+    by_example = model.signatures["serving_default"](examples=examples)
+    by_bytes = model.signatures["serving_images"](images=tf.constant([r.encoded
+                                                                       for r in records]))
+    scores = by_example["scores"].numpy()
+    assert scores.shape[0] == 2 and scores.shape[1] >= 2
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(by_bytes["scores"].numpy(), scores, rtol=1e-4, atol=1e-6)
+    names = [c.decode() for c in by_example["classes"].numpy()[0]]
+    assert set(names) <= set(F.GARMENT_CATEGORIES)
+    assert by_example["top_class"].numpy()[0].decode() == names[int(np.argmax(scores[0]))]
+    png = io.BytesIO()
+    Image.open(io.BytesIO(records[0].encoded)).convert("L").save(png, format="PNG")
+    gray = model.signatures["serving_images"](images=tf.constant([png.getvalue()]))
+    assert gray["scores"].shape == (1, scores.shape[1])
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        model.signatures["serving_images"](images=tf.constant([b"not an image"]))
+
+
+def test_evaluate_command_reports_metrics(smoke_run):
+    workspace, summary = smoke_run
+    data = str(workspace / "catalog" / "span-1" / "eval" / "*")
+    result = json.loads(_fashion("evaluate", "--family", "category", "--model",
+                                 str(workspace / "serving" / "category"), "--data", data,
+                                 "--json").stdout)
+    eval_count = json.load(open(workspace / "catalog" / "span-1" / "summary.json"))[
+        "written"]["eval"]
+    assert result["examples"] == eval_count
+    assert 0.0 <= result["accuracy"] <= result["top_3_accuracy"] <= 1.0
+    # Labels the model never saw in training count as misses but have no confusion-matrix row.
+    assert sum(sum(row) for row in result["confusion_matrix"]["rows_true_columns_predicted"]) \
+        == eval_count - result["unknown_labels"]
+
+
+def test_schema_anomaly_blocks_training_and_pushing(tmp_path):
+    catalog = tmp_path / "catalog"
+    with SpanWriter(str(catalog), num_shards=1) as writer:
+        for record in generator.generate(5, 24, 64):
+            example = to_example(record)
+            if record.source_id.endswith("3"):
+                example.features.feature[F.IMAGE_CLASS_TEXT].bytes_list.value[0] = b"spacesuit"
+            writer.add_serialized(record.source_id, example.SerializeToString(), True)
+    result = _fashion("run", "--profile", "smoke", "--workspace", str(tmp_path), check=False)
+    assert result.returncode != 0
+    assert "AnomaliesFound" in result.stderr and "image/class/text" in result.stderr
+    executions = _executions_by_node(str(tmp_path / "metadata.sqlite"))
+    assert "COMPLETE" in executions["ExampleValidator"]
+    assert "FAILED" in executions["AnomalyGate"]
+    for node in ("Transform", "CategoryTrainer", "CategoryEvaluator", "CategoryPusher"):
+        assert "COMPLETE" not in executions.get(node, []), node
+    assert not glob.glob(str(tmp_path / "serving" / "category" / "*"))
+
+
+def test_cli_help_for_every_subcommand():
+    for command in ("generate", "convert", "run", "evaluate"):
+        result = _fashion(command, "--help")
+        assert "usage: fashion " + command in result.stdout
+
+
+def test_generate_command_writes_a_span(tmp_path):
+    result = _fashion("generate", "--output", str(tmp_path), "--num-images", "12",
+                      "--image-size", "64", "--json")
+    summary = json.loads(result.stdout)
+    assert summary["span"] == 1 and sum(summary["written"].values()) == 12
+    assert summary["rejected"] == 0

@@ -1,0 +1,69 @@
+"""The pipeline's wiring, checked by compiling it to TFX IR (nothing executes)."""
+
+import pytest
+from tfx.dsl.compiler import compiler
+
+import pipeline_config as pc
+from pipeline.pipeline import CATEGORY_RUN_FN, PREPROCESSING_FN, create_pipeline
+
+EXPECTED_NODES = ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                  "AnomalyGate", "Transform", "CategoryTrainer", "CategoryEvaluator",
+                  "CategoryPusher"]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    return pc.get_config("smoke", workspace=str(tmp_path_factory.mktemp("ws")))
+
+
+@pytest.fixture(scope="module")
+def built(config):
+    return create_pipeline(config)
+
+
+@pytest.fixture(scope="module")
+def ir(built):
+    return compiler.Compiler().compile(built)
+
+
+def test_nodes_in_topological_order(ir):
+    ids = [node.pipeline_node.node_info.id for node in ir.nodes]
+    assert sorted(ids) == sorted(EXPECTED_NODES)
+    position = {node_id: i for i, node_id in enumerate(ids)}
+    for before, after in [("ExampleValidator", "AnomalyGate"), ("AnomalyGate", "Transform"),
+                          ("Transform", "CategoryTrainer"), ("CategoryTrainer",
+                                                             "CategoryEvaluator"),
+                          ("CategoryEvaluator", "CategoryPusher")]:
+        assert position[before] < position[after]
+
+
+def test_gate_blocks_everything_after_validation(ir):
+    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
+    assert "AnomalyGate" in nodes["Transform"].upstream_nodes
+    assert "ExampleValidator" in nodes["AnomalyGate"].upstream_nodes
+    assert "CategoryEvaluator" in nodes["CategoryPusher"].upstream_nodes
+
+
+def test_components_are_configured_from_config(built, config):
+    components = {c.id: c for c in built.components}
+    trainer = components["CategoryTrainer"]
+    assert trainer.exec_properties["run_fn"] == CATEGORY_RUN_FN
+    assert components["Transform"].exec_properties["preprocessing_fn"] == PREPROCESSING_FN
+    assert '"epochs": 1' in trainer.exec_properties["custom_config"]
+    assert config.serving_model_dir("category") in str(
+        components["CategoryPusher"].exec_properties["push_destination"])
+    assert built.beam_pipeline_args == config.beam.args()
+    eval_config = str(components["CategoryEvaluator"].exec_properties["eval_config"])
+    assert "SparseCategoricalAccuracy" in eval_config and "image/class/text" in eval_config
+
+
+def test_pipeline_module_does_not_import_model_code():
+    import ast
+    import pathlib
+    for path in pathlib.Path(__file__).resolve().parents[1].joinpath("pipeline").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not {m for m in imported if m.startswith(("trainer", "keras", "serving"))}, path
