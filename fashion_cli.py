@@ -120,9 +120,14 @@ def cmd_run(args) -> int:
     from pipeline import runner
     summary = runner.run(config, log=lambda message: print(message, file=sys.stderr, flush=True))
     pushed = summary["pushed_models"]["category"]
+    evaluation = summary["evaluation"]["category"] or {}
+    overall = evaluation.get("slices", {}).get("overall", {})
     return 0, _render(args, summary, "\n".join([
         f"pipeline finished in {summary['seconds']} s",
         f"  ML Metadata: {summary['metadata']}",
+        f"  category eval accuracy: {overall.get('sparse_categorical_accuracy', 'n/a')} "
+        f"on {overall.get('example_count', 'n/a')} examples "
+        f"({'blessed' if evaluation.get('blessed') else 'not blessed'})",
         f"  pushed category model: {pushed or 'none (not blessed)'}"]))
 
 

@@ -42,10 +42,13 @@ def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
     generated = ensure_catalog(config, log)
     os.makedirs(config.workspace_dir, exist_ok=True)
     log(f"running pipeline {config.name!r} (profile {config.profile}) in {config.workspace_dir}")
+    serving_dir = config.serving_model_dir("category")
+    before = set(glob.glob(os.path.join(serving_dir, "*")))
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
-    pushed = sorted(glob.glob(os.path.join(config.serving_model_dir("category"), "*")),
-                    key=os.path.getmtime)
+    # Only a version this run wrote counts: an unblessed model leaves the serving dir as it was.
+    pushed = sorted(set(glob.glob(os.path.join(serving_dir, "*"))) - before)
     return {
+        "evaluation": {"category": latest_evaluation(config.pipeline_root, "CategoryEvaluator")},
         "profile": config.profile,
         "workspace": config.workspace_dir,
         "catalog_root": config.catalog_root,
@@ -54,3 +57,22 @@ def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
         "pushed_models": {"category": pushed[-1] if pushed else None},
         "seconds": round(time.monotonic() - start, 1),
     }
+
+
+def latest_evaluation(pipeline_root: str, evaluator_id: str) -> Optional[dict]:
+    """Overall and per-slice metrics and the blessing of an Evaluator's newest execution."""
+    import tensorflow_model_analysis as tfma
+    runs = glob.glob(os.path.join(pipeline_root, evaluator_id, "evaluation", "*"))
+    runs = [r for r in runs if os.path.basename(r).isdigit()]
+    if not runs:
+        return None
+    newest = max(runs, key=lambda r: int(os.path.basename(r)))
+    result = tfma.load_eval_result(newest)
+    slices = {}
+    for slice_key, metrics in result.slicing_metrics:
+        name = ", ".join(f"{k}={v}" for k, v in slice_key) or "overall"
+        slices[name] = {metric: round(value.get("doubleValue", float("nan")), 4)
+                        for metric, value in metrics[""][""].items() if "doubleValue" in value}
+    blessing = os.path.join(pipeline_root, evaluator_id, "blessing",
+                            os.path.basename(newest), "BLESSED")
+    return {"path": newest, "blessed": os.path.exists(blessing), "slices": slices}

@@ -68,6 +68,15 @@ def test_every_component_ran_and_a_model_was_pushed(smoke_run):
                                                                "category")
     assert os.path.basename(pushed).isdigit()  # a TF-Serving version folder
     assert os.path.exists(os.path.join(pushed, "saved_model.pb"))
+    evaluation = summary["evaluation"]["category"]
+    assert evaluation["blessed"]  # the smoke profile's threshold is 0
+    overall = evaluation["slices"]["overall"]
+    eval_count = json.load(open(workspace / "catalog" / "span-1" / "summary.json"))[
+        "written"]["eval"]
+    assert overall["example_count"] == eval_count
+    assert 0.0 <= overall["sparse_categorical_accuracy"] <= 1.0
+    per_category = [k for k in evaluation["slices"] if k.startswith("image/class/text=")]
+    assert per_category
 
 
 def test_transformed_pixels_are_compact(smoke_run):

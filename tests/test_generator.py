@@ -82,3 +82,25 @@ def test_brand_identity_is_a_tendency(records):
 def test_record_round_trips_through_tf_example(records):
     record = records[0]
     assert from_example(to_example(record)) == record
+
+
+def test_main_garment_rule():
+    from components.catalog_import.records import choose_main_garment
+    # The outermost garment wins when it is substantially visible...
+    assert choose_main_garment({"t_shirt": 900, "jeans": 1500, "sneakers": 200}, 10_000) == \
+        "t_shirt"
+    assert choose_main_garment({"dress": 800, "jacket": 2000}, 10_000) == "dress"
+    # ...but a bottoms shot that barely shows the top is about the bottoms.
+    assert choose_main_garment({"t_shirt": 100, "jeans": 5000}, 10_000) == "jeans"
+    # Within a super-category the larger area wins; tags without pixels use canonical order.
+    assert choose_main_garment({"blouse": 600, "vest": 900}, 10_000) == "vest"
+    assert choose_main_garment({"skirt": 1, "blouse": 1}) == "blouse"
+    assert choose_main_garment({"bag": 5000}) is None
+    assert choose_main_garment({"t_shirt": 10, "jeans": 20}, 10_000) == "jeans"
+
+
+def test_framings_are_all_used(records):
+    boxes_top = [min(o.box[1] for o in r.objects) for r in records]
+    # Waist-down shots start at the waist: some garment touches the top edge.
+    assert any(top == 0.0 for top in boxes_top)
+    assert any(top > 0.05 for top in boxes_top)

@@ -78,3 +78,11 @@ def test_optimizers():
     assert isinstance(common.optimizer("rmsprop", 1e-3), keras.optimizers.RMSprop)
     adamw = common.optimizer("adamw", 1e-3)
     assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 0.01
+
+
+def test_batchnorm_momentum_override():
+    model = efficientnet.build_classifier(3, image_size=32, batchnorm_momentum=0.9)
+    backbone = [layer for layer in model.layers if layer.name.startswith("efficientnet")][0]
+    momenta = {layer.momentum for layer in backbone.layers
+               if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}

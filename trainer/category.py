@@ -53,6 +53,7 @@ def run_fn(fn_args) -> None:
         lambda weights: efficientnet.build_classifier(
             len(class_names), variant=config.backbone, image_size=image_size,
             input_size=config.input_size, weights=weights, dropout=config.dropout,
+            batchnorm_momentum=config.batchnorm_momentum,
             augment=efficientnet.augmentation(aug.flip, aug.rotation, aug.zoom, aug.translation,
                                               seed=config.seed)),
         config.weights)

@@ -21,7 +21,8 @@ from typing import Iterator, Optional
 import numpy as np
 
 from components.catalog_import import images as image_io
-from components.catalog_import.records import FashionRecord, GarmentObject, caption_for
+from components.catalog_import.records import (MAIN_GARMENT_PRIORITY, FashionRecord,
+                                               GarmentObject, caption_for, choose_main_garment)
 from schemas import features as F
 
 # CCP label id -> (CCP name, project category or accessory, or None for non-objects).
@@ -53,9 +54,6 @@ for _ccp_id, (_name, _target) in CCP_LABEL_MAP.items():
         _SEGMENTATION_REMAP[_ccp_id] = F.SEGMENTATION_CLASS_IDS[_target]
     elif _name in ("skin", "hair"):
         _SEGMENTATION_REMAP[_ccp_id] = F.SEGMENTATION_CLASS_IDS[_name]
-
-# Used to pick the main garment of tag-only photos, where areas are unknown.
-_MAIN_PRIORITY = (F.FULL_BODY, F.UPPER_BODY, F.LOWER_BODY, F.FOOTWEAR)
 
 
 def check_label_list(path: str) -> None:
@@ -111,14 +109,6 @@ def garment_components(label_map: np.ndarray, merge_gap: Optional[int] = None,
     return boxes
 
 
-def _main_by_priority(categories) -> Optional[str]:
-    garments = [c for c in categories if c in F.GARMENT_SUPER_CATEGORY]
-    if not garments:
-        return None
-    return min(garments, key=lambda c: (_MAIN_PRIORITY.index(F.GARMENT_SUPER_CATEGORY[c]),
-                                        F.GARMENT_CATEGORIES.index(c)))
-
-
 def _attributes_and_caption(present: list[str], order: list[str]):
     items = sorted(set(present))
     attributes = tuple(F.attribute("item", name) for name in items)
@@ -166,8 +156,7 @@ def convert_photo(photo_path: str, annotation_path: str, kind: str) -> FashionRe
             target = CCP_LABEL_MAP[int(ccp_id)][1]
             if target is not None:
                 area[target] = area.get(target, 0) + int(count)
-        garment_area = {c: a for c, a in area.items() if c in F.GARMENT_SUPER_CATEGORY}
-        main = max(garment_area, key=lambda c: (garment_area[c], c)) if garment_area else None
+        main = choose_main_garment(area, label_map.size)
         order = sorted(area, key=lambda c: -area[c])
         attributes, caption = _attributes_and_caption(list(area), order)
         segmentation = image_io.encode_png(_SEGMENTATION_REMAP[label_map])
@@ -179,9 +168,10 @@ def convert_photo(photo_path: str, annotation_path: str, kind: str) -> FashionRe
         if unknown:
             raise image_io.RejectedInput("bad_annotation", f"unknown tag ids {unknown}")
         present = sorted({CCP_LABEL_MAP[t][1] for t in tags} - {None})
-        main = _main_by_priority(present)
+        main = choose_main_garment({c: 1 for c in present})
         order = sorted(present, key=lambda c: (
-            _MAIN_PRIORITY.index(F.GARMENT_SUPER_CATEGORY[c]) if c in F.GARMENT_SUPER_CATEGORY
+            MAIN_GARMENT_PRIORITY.index(F.GARMENT_SUPER_CATEGORY[c])
+            if c in F.GARMENT_SUPER_CATEGORY
             else 9, c))
         attributes, caption = _attributes_and_caption(present, order)
         objects, segmentation = (), None

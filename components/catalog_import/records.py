@@ -143,6 +143,35 @@ def from_example(example) -> FashionRecord:
     )
 
 
+MAIN_GARMENT_PRIORITY = (F.FULL_BODY, F.UPPER_BODY, F.LOWER_BODY, F.FOOTWEAR)
+MAIN_GARMENT_MIN_FRACTION = 0.03
+
+
+def choose_main_garment(areas: dict, image_pixels: Optional[int] = None,
+                        min_fraction: float = MAIN_GARMENT_MIN_FRACTION) -> Optional[str]:
+    """The image's main garment category, the same rule for every source.
+
+    The outermost garment of the outfit wins: full-body before upper-body before lower-body
+    before footwear, among garments covering at least ``min_fraction`` of the image (so a shot
+    framed on the bottoms is about the bottoms); within a super-category the larger area wins.
+    ``areas`` maps garment categories to visible pixel counts; with ``image_pixels`` None (tags
+    without pixels) every listed garment counts and ties go to the canonical category order.
+    Falls back to the largest garment when none passes the threshold.
+    """
+    garments = {c: a for c, a in areas.items() if c in F.GARMENT_SUPER_CATEGORY}
+    if not garments:
+        return None
+    threshold = min_fraction * image_pixels if image_pixels else 0
+    eligible = {c: a for c, a in garments.items() if a >= threshold}
+    if not eligible:
+        return max(garments, key=lambda c: (garments[c], -F.GARMENT_CATEGORIES.index(c)))
+
+    def rank(category):
+        return (MAIN_GARMENT_PRIORITY.index(F.GARMENT_SUPER_CATEGORY[category]),
+                -eligible[category], F.GARMENT_CATEGORIES.index(category))
+    return min(eligible, key=rank)
+
+
 def caption_for(items: Sequence[str], accessories: Sequence[str] = (),
                 descriptions: Optional[dict] = None) -> str:
     """Builds a plain-English caption from garments (with optional descriptions) and accessories.

@@ -6,7 +6,9 @@ categories, plus optional accessories. Garments carry a colour, a pattern (solid
 checks, dots, floral, animal) and a sleeve or length style. Six fictional brands each have a
 consistent but not trivial identity: a palette, preferred patterns and silhouettes, a proportion
 (oversized or slim), a favourite backdrop and a logo motif, each used only some of the time and
-overlapping between brands. Boxes and segmentation masks are exact: they come from the label map
+overlapping between brands. Shots are framed on the whole figure, waist-down (bottoms) or
+waist-up (tops), and the image's main garment follows :func:`choose_main_garment`. Boxes and
+segmentation masks are exact: they come from the label map
 the renderer paints, after occlusion.
 
 Image ``i`` of seed ``s`` depends only on ``(s, i)``, so any subset can be regenerated.
@@ -20,9 +22,11 @@ from typing import Iterator, Optional
 
 import numpy as np
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from components.catalog_import import images as image_io
-from components.catalog_import.records import FashionRecord, GarmentObject, caption_for
+from components.catalog_import.records import (FashionRecord, GarmentObject, caption_for,
+                                               choose_main_garment)
 from schemas import features as F
 
 COLOR_RGB = {
@@ -41,6 +45,9 @@ SYNTHETIC_ACCESSORIES = ("bag", "hat", "scarf", "belt", "eyewear")
 SKIN_TONES = ((245, 215, 190), (225, 180, 145), (190, 140, 100), (140, 95, 65), (95, 65, 45))
 HAIR_COLORS = ((30, 25, 20), (90, 60, 35), (200, 170, 100), (150, 70, 30), (60, 60, 60))
 BACKDROPS = ("solid", "gradient", "noise", "horizon", "runway")
+# Catalog shots: the whole figure, or product shots framed on the bottoms or on the top.
+FRAMINGS = ("full", "waist_down", "waist_up")
+FRAMING_WEIGHTS = (0.6, 0.25, 0.15)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,9 +176,16 @@ def _backdrop(style: str, colors, size: int, rng) -> np.ndarray:
 class _Body:
     """Body landmarks in pixels for one figure."""
 
-    def __init__(self, size: int, rng):
-        self.h = rng.uniform(0.80, 0.95) * size
-        self.top = rng.uniform(0.02, 1.0) * (size - self.h - 2)
+    def __init__(self, size: int, rng, framing: str = "full"):
+        if framing == "full":
+            self.h = rng.uniform(0.84, 0.96) * size
+            self.top = rng.uniform(0.02, 1.0) * (size - self.h - 2)
+        elif framing == "waist_down":  # a bottoms product shot: waist to feet
+            self.h = rng.uniform(1.6, 1.8) * size
+            self.top = -rng.uniform(0.49, 0.52) * self.h
+        else:  # "waist_up": a tops product shot, head to hips
+            self.h = rng.uniform(1.6, 1.8) * size
+            self.top = rng.uniform(0.02, 0.06) * size
         self.cx = rng.uniform(0.4, 0.6) * size
         h = self.h
         self.head_r = 0.062 * h
@@ -411,7 +425,10 @@ def _outfit(rng, brand: Brand) -> list[_Garment]:
         return _choose(rng, F.COLORS, brand.palette, weight=4.0)
 
     def pattern():
-        return _choose(rng, F.PATTERNS, brand.patterns + ("solid",), weight=3.0)
+        # Half of all garments are plain; the rest lean towards the brand's motifs.
+        if rng.random() < 0.5:
+            return "solid"
+        return _choose(rng, F.PATTERNS[1:], brand.patterns, weight=3.0)
 
     if rng.random() < (0.45 if prefers_full else 0.25):
         cat = _choose(rng, FULL, brand.garments)
@@ -444,7 +461,8 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
     canvas = _backdrop(backdrop_style, backdrop_colors, size, rng)
     seg = np.zeros((size, size), np.uint8)
     instances = np.zeros((size, size), np.uint8)
-    body = _Body(size, rng)
+    framing = FRAMINGS[int(rng.choice(len(FRAMINGS), p=FRAMING_WEIGHTS))]
+    body = _Body(size, rng, framing)
     fit = brand.fit * rng.uniform(0.95, 1.05)
 
     # Skin: head, neck, arms, legs, feet.
@@ -478,6 +496,8 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
             second = tuple(255 - c for c in base)
         else:
             second = _jitter(COLOR_RGB[second_name], rng)
+        # Print colours are softened towards the base so the silhouette stays the main cue.
+        second = tuple(int(0.35 * b + 0.65 * c) for b, c in zip(base, second))
         mask = _draw_mask(_garment_shapes(g, body, fit), size)
         texture = _pattern_texture(g.pattern, base, second, size, rng,
                                    scale=0.035 * body.h * rng.uniform(0.8, 1.4))
@@ -490,12 +510,19 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
         pixels = np.asarray(image).copy()
         pixels[mask] = np.asarray(detail)[mask]
         image = Image.fromarray(pixels)
+        # A dark seam along the garment's outline, as in fashion flats.
+        outline = mask & ~ndimage.binary_erosion(mask, iterations=max(1, size // 96))
+        pixels = np.asarray(image).copy()
+        pixels[outline] = (pixels[outline] * 0.35).astype(np.uint8)
+        image = Image.fromarray(pixels)
         instances[mask] = number
         seg[mask] = F.SEGMENTATION_CLASS_IDS[g.category]
 
     # The main garment is the one with the largest visible area.
     areas = {g.instance: int((instances == g.instance).sum()) for g in garments}
-    main = max(garments, key=lambda g: (areas[g.instance], -g.instance))
+    main_category = choose_main_garment({g.category: areas[g.instance] for g in garments},
+                                        size * size)
+    main = next(g for g in garments if g.category == main_category)
     if rng.random() < 0.6 and main.category not in SHOES:
         ys, xs = np.nonzero(instances == main.instance)
         motif_mask = Image.new("L", (size, size), 0)
@@ -542,7 +569,7 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
     attributes += [F.attribute("item", name) for name in sorted(set(present + accessories))]
     descriptions = {g.category: f"{g.color} {'' if g.pattern == 'solid' else g.pattern}".strip()
                     for g in garments}
-    order = sorted(garments, key=lambda g: -areas[g.instance])
+    order = sorted((g for g in garments if areas[g.instance] > 0), key=lambda g: -areas[g.instance])
     caption = caption_for([g.category for g in order], accessories, descriptions)
     encoded = image_io.encode_jpeg(np.asarray(image), quality=92)
     return FashionRecord(
