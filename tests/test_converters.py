@@ -227,3 +227,10 @@ def test_odapi_import_checks_keys(tmp_path):
     records = {r.source_id: r for _, r in _read_span(writer.span_dir)}
     assert Image.open(io.BytesIO(records["od-5"].encoded)).mode == "RGB"
     assert records["od-1"].objects[0].garment == "jeans"
+
+
+def test_ccp_mapping_is_documented():
+    readme = (ccp.__file__.rsplit("/components/", 1)[0] + "/schemas/README.md")
+    text = open(readme).read()
+    for ccp_id, (name, target) in ccp.CCP_LABEL_MAP.items():
+        assert f"| {ccp_id} | {name} | {target or '—'} |" in text

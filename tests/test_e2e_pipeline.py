@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.catalog_import.records import FashionRecord, to_example
+from components.catalog_import.records import to_example
 from components.catalog_import.spans import SpanWriter
 from components.synthetic_catalog import generator
 from schemas import features as F

@@ -7,7 +7,6 @@ import math
 import os
 
 import keras
-import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 

@@ -66,7 +66,7 @@ def check_label_list(path: str) -> None:
 
 
 def garment_components(label_map: np.ndarray, merge_gap: Optional[int] = None,
-                       min_area: Optional[int] = None) -> list[tuple[str, tuple[int, int, int, int]]]:
+                       min_area: Optional[int] = None) -> list[tuple[str, tuple]]:
     """Returns ``(category, (x0, y0, x1, y1))`` pixel boxes (x1/y1 exclusive) of garments."""
     from scipy import ndimage
     height, width = label_map.shape

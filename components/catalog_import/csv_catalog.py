@@ -48,8 +48,8 @@ def parse_row(row: dict, base_dir: str) -> tuple[str, dict]:
     category = _normalise_category(row.get("category") or "") or None
     if category is not None and category not in F.GARMENT_SUPER_CATEGORY:
         raise image_io.RejectedInput("unknown_category", category)
-    attributes = tuple(a.strip().lower() for a in _ATTRIBUTE_SPLIT.split(row.get("attributes") or "")
-                       if a.strip())
+    raw_attributes = _ATTRIBUTE_SPLIT.split(row.get("attributes") or "")
+    attributes = tuple(a.strip().lower() for a in raw_attributes if a.strip())
     unknown = [a for a in attributes if a not in _ATTRIBUTES]
     if unknown:
         raise image_io.RejectedInput("unknown_attribute", ", ".join(unknown))

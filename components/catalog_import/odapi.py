@@ -41,7 +41,8 @@ def check_example(example) -> None:
             raise image_io.RejectedInput("missing_key", key)
     for key, kind in _KINDS.items():
         if key in feature and feature[key].WhichOneof("kind") not in (kind, None):
-            raise image_io.RejectedInput("wrong_type", f"{key} is {feature[key].WhichOneof('kind')}")
+            found = feature[key].WhichOneof("kind")
+            raise image_io.RejectedInput("wrong_type", f"{key} is {found}, expected {kind}")
     unknown = sorted(k for k in feature if k not in _KINDS)
     if unknown:
         raise image_io.RejectedInput("unknown_key", ", ".join(unknown[:5]))
