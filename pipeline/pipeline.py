@@ -34,10 +34,14 @@ def category_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[F.IMAGE_CLASS_TEXT])],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
+            # The blessing threshold applies to the overall slice only: a plain `threshold`
+            # would apply to every per-category slice and one rare category would block a push.
             tfma.MetricConfig(
                 class_name="SparseCategoricalAccuracy",
-                threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-                    lower_bound={"value": accuracy_threshold}))),
+                per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+                    slicing_specs=[tfma.SlicingSpec()],
+                    threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+                        lower_bound={"value": accuracy_threshold})))]),
             tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
         ])])
 

@@ -89,6 +89,14 @@ def mini_ccp(tmp_path):
     savemat(root / "annotations" / "pixel-level" / "0003.mat", {"groundtruth": label_map})
     (root / "photos" / "0004.jpg").write_bytes(_jpeg(30, 30))
     savemat(root / "annotations" / "pixel-level" / "0004.mat", {"groundtruth": label_map})
+    (root / "photos" / "0005.jpg").write_bytes(_jpeg())
+    savemat(root / "annotations" / "pixel-level" / "0005.mat",
+            {"groundtruth": np.zeros((90, 60, 3), np.uint8)})
+    (root / "photos" / "0006.jpg").write_bytes(_jpeg())
+    (root / "annotations" / "pixel-level" / "0006.mat").write_bytes(b"MATLAB garbage")
+    (root / "photos" / "0007.jpg").write_bytes(_jpeg())
+    savemat(root / "annotations" / "pixel-level" / "0007.mat",
+            {"groundtruth": np.zeros((90, 60), np.uint8)})
     return root
 
 
@@ -117,9 +125,10 @@ def test_ccp_conversion_boxes_labels_and_rejects(mini_ccp, tmp_path):
     rejects = {os.path.basename(r["source"]): r["reason"]
                for r in spans.read_rejects(writer.span_dir)}
     assert rejects == {"0002.jpg": "missing_annotation", "0003.jpg": "corrupt_image",
-                       "0004.jpg": "annotation_size_mismatch"}
+                       "0004.jpg": "annotation_size_mismatch", "0005.jpg": "bad_annotation",
+                       "0006.jpg": "bad_annotation", "0007.jpg": "empty_annotation"}
     summary = json.loads((tmp_path / "out" / "span-1" / "summary.json").read_text())
-    assert summary["rejected"] == 3 and summary["inputs"] == 5
+    assert summary["rejected"] == 6 and summary["inputs"] == 8
 
 
 def test_ccp_label_mapping_covers_all_59_labels():
@@ -131,12 +140,16 @@ def test_ccp_label_mapping_covers_all_59_labels():
 
 @pytest.mark.shared_data
 def test_real_ccp_photos_get_boxes(ccp_dir, tmp_path):
+    """The issue's bar: a box for >= 95 % of CCP's pixel-level photos, and a rejects report."""
     ccp.check_label_list(str(ccp_dir / "label_list.mat"))
+    pixel_photos = len(os.listdir(ccp_dir / "annotations" / "pixel-level"))
     with spans.SpanWriter(str(tmp_path / "out")) as writer:
-        counts = ccp.convert(str(ccp_dir), writer, limit=80)
-    assert counts["pixel"] == 80
-    assert counts["pixel_with_boxes"] / counts["pixel"] >= 0.95
-    assert writer.summary.rejected == 0
+        counts = ccp.convert(str(ccp_dir), writer)
+    assert counts["pixel_with_boxes"] / pixel_photos >= 0.95
+    summary = writer.summary
+    assert summary.inputs == len(os.listdir(ccp_dir / "photos"))
+    assert summary.rejected == summary.inputs - sum(summary.written.values())
+    assert len(spans.read_rejects(writer.span_dir)) == summary.rejected
 
 
 # --- CSV catalog -------------------------------------------------------------------------------

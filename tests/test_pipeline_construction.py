@@ -67,3 +67,16 @@ def test_pipeline_module_does_not_import_model_code():
         imported |= {node.module for node in ast.walk(tree)
                      if isinstance(node, ast.ImportFrom) and node.module}
         assert not {m for m in imported if m.startswith(("trainer", "keras", "serving"))}, path
+
+
+def test_blessing_threshold_applies_to_the_overall_slice_only():
+    from pipeline.pipeline import category_eval_config
+    config = category_eval_config(0.42)
+    metrics = {m.class_name: m for spec in config.metrics_specs for m in spec.metrics}
+    accuracy = metrics["SparseCategoricalAccuracy"]
+    assert not accuracy.HasField("threshold")
+    (per_slice,) = accuracy.per_slice_thresholds
+    assert [s.feature_keys for s in per_slice.slicing_specs] == [[]]
+    assert per_slice.threshold.value_threshold.lower_bound.value == 0.42
+    # Per-category slices are still computed (for reports), just not gated.
+    assert any(list(s.feature_keys) == ["image/class/text"] for s in config.slicing_specs)

@@ -65,7 +65,7 @@ def run_fn(fn_args) -> None:
         train, epochs=config.epochs, steps_per_epoch=steps_per_epoch, validation_data=evaluation,
         callbacks=[keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=config.early_stopping_patience,
-            restore_best_weights=True)],
+            start_from_epoch=config.early_stopping_start_epoch, restore_best_weights=True)],
         verbose=2)
 
     signatures.export_classifier(fn_args.serving_model_dir, model, tft_output, class_names,

@@ -139,13 +139,21 @@ def convert_photo(photo_path: str, annotation_path: str, kind: str) -> FashionRe
     if kind == "pixel":
         if "groundtruth" not in annotation:
             raise image_io.RejectedInput("bad_annotation", "no 'groundtruth' variable")
-        label_map = np.asarray(annotation["groundtruth"], dtype=np.uint8)
+        label_map = np.asarray(annotation["groundtruth"])
+        if label_map.ndim != 2 or not np.issubdtype(label_map.dtype, np.integer):
+            raise image_io.RejectedInput("bad_annotation",
+                                         f"groundtruth is {label_map.dtype} {label_map.shape}")
+        if label_map.size and (label_map.min() < 0 or label_map.max() >= len(CCP_LABEL_MAP)):
+            raise image_io.RejectedInput("bad_annotation", "label ids outside 0..58")
+        label_map = label_map.astype(np.uint8)
+        if not label_map.any():
+            # A street photo always shows clothes: an all-background map is a missing annotation,
+            # and a record claiming "no garments" would teach the detector the wrong thing.
+            raise image_io.RejectedInput("empty_annotation", "label map is all background")
         if label_map.shape != (image.height, image.width):
             raise image_io.RejectedInput(
                 "annotation_size_mismatch",
                 f"label map {label_map.shape} vs image {(image.height, image.width)}")
-        if int(label_map.max()) >= len(CCP_LABEL_MAP):
-            raise image_io.RejectedInput("bad_annotation", f"label id {int(label_map.max())}")
         components = garment_components(label_map)
         objects = tuple(GarmentObject(cat, (x0 / image.width, y0 / image.height,
                                             x1 / image.width, y1 / image.height))
@@ -220,6 +228,10 @@ def convert(source: str, writer, progress=None, limit: Optional[int] = None) -> 
             record = convert_photo(photo, annotation, kind)
         except image_io.RejectedInput as err:
             writer.reject(photo, err.reason, err.detail, count_input=True)
+            continue
+        except Exception as err:  # an unforeseen malformation must not stop the whole drop
+            writer.reject(photo, "conversion_error", f"{type(err).__name__}: {err}",
+                          count_input=True)
             continue
         writer.add(record)
         counts[kind] += 1

@@ -110,6 +110,10 @@ def convert(pattern: str, writer, progress=None, limit: Optional[int] = None) ->
             except image_io.RejectedInput as err:
                 writer.reject(where, err.reason, err.detail, count_input=True)
                 continue
+            except Exception as err:  # an unforeseen malformation must not stop the import
+                writer.reject(where, "conversion_error", f"{type(err).__name__}: {err}",
+                              count_input=True)
+                continue
             feature = example.features.feature
             if image.reencoded:
                 feature[F.IMAGE_ENCODED].bytes_list.value[0] = image.encoded

@@ -45,6 +45,7 @@ SYNTHETIC_ACCESSORIES = ("bag", "hat", "scarf", "belt", "eyewear")
 SKIN_TONES = ((245, 215, 190), (225, 180, 145), (190, 140, 100), (140, 95, 65), (95, 65, 45))
 HAIR_COLORS = ((30, 25, 20), (90, 60, 35), (200, 170, 100), (150, 70, 30), (60, 60, 60))
 BACKDROPS = ("solid", "gradient", "noise", "horizon", "runway")
+STUDIO_FRACTION = 0.5
 # Catalog shots: the whole figure, or product shots framed on the bottoms or on the top.
 FRAMINGS = ("full", "waist_down", "waist_up")
 FRAMING_WEIGHTS = (0.6, 0.25, 0.15)
@@ -455,10 +456,15 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
     """Renders synthetic catalog image ``index`` of ``seed`` as a fully labelled record."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     brand = BRANDS[int(rng.integers(len(BRANDS)))]
-    backdrop_style = brand.backdrop if rng.random() < 0.6 else str(rng.choice(BACKDROPS))
-    backdrop_colors = (brand.backdrop_colors if rng.random() < 0.6 else
-                       tuple(rng.choice(F.COLORS, 2, replace=False)))
-    canvas = _backdrop(backdrop_style, backdrop_colors, size, rng)
+    if rng.random() < STUDIO_FRACTION:
+        # E-commerce studio shot: a plain light backdrop with a soft floor shadow.
+        canvas = _backdrop("gradient", ("white", "grey"), size, rng)
+        canvas = (canvas.astype(np.float32) * 0.25 + 190).clip(0, 255).astype(np.uint8)
+    else:  # editorial / runway shot: the brand's set most of the time
+        backdrop_style = brand.backdrop if rng.random() < 0.6 else str(rng.choice(BACKDROPS))
+        backdrop_colors = (brand.backdrop_colors if rng.random() < 0.6 else
+                           tuple(rng.choice(F.COLORS, 2, replace=False)))
+        canvas = _backdrop(backdrop_style, backdrop_colors, size, rng)
     seg = np.zeros((size, size), np.uint8)
     instances = np.zeros((size, size), np.uint8)
     framing = FRAMINGS[int(rng.choice(len(FRAMINGS), p=FRAMING_WEIGHTS))]
