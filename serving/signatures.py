@@ -30,11 +30,18 @@ IMAGES_INPUT = "images"
 CLASS_NAMES_ASSET = "class_names.txt"
 
 
+def decode_transformed_image(png: tf.Tensor, image_size: int) -> tf.Tensor:
+    """PNG bytes written by the Transform → float32 [image_size, image_size, 3] in 0..255."""
+    image = tf.ensure_shape(tf.io.decode_png(png, channels=3), [image_size, image_size, 3])
+    return tf.cast(image, tf.float32)
+
+
 class _ClassifierModule(tf.Module):
     def __init__(self, model, tft_output, class_names: Sequence[str], image_size: int):
         super().__init__(name="classifier")
-        # Only the model's variables are tracked (below), not the model object: tracking it would
-        # also save its optimizer state, tripling the SavedModel's size.
+        # Only the model's variables are tracked, not the model object: tracking it would also
+        # save its optimizer state (3x the size). model.variables includes the RNG seed state of
+        # dropout/augmentation layers, which the traced functions capture too.
         self._predict = lambda images: model(images, training=False)
         self.model_variables = [getattr(v, "value", v) for v in model.variables]
         self.tft_layer = tft_output.transform_features_layer()
@@ -45,11 +52,8 @@ class _ClassifierModule(tf.Module):
 
     def _classify(self, raw_features):
         transformed = self.tft_layer(raw_features)
-        images = tf.map_fn(
-            lambda png: tf.cast(tf.ensure_shape(tf.io.decode_png(png, channels=3),
-                                                [self._image_size, self._image_size, 3]),
-                                tf.float32),
-            transformed[F.TRANSFORMED_IMAGE], fn_output_signature=tf.float32)
+        images = tf.map_fn(lambda png: decode_transformed_image(png, self._image_size),
+                           transformed[F.TRANSFORMED_IMAGE], fn_output_signature=tf.float32)
         scores = tf.cast(self._predict(images), tf.float32)
         batch = tf.shape(scores)[0]
         top = tf.argmax(scores, axis=1, output_type=tf.int32)

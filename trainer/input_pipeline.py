@@ -7,6 +7,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from schemas import features as F
+from serving.signatures import decode_transformed_image
 
 
 def _files(file_patterns: Sequence[str] | str) -> list[str]:
@@ -15,13 +16,6 @@ def _files(file_patterns: Sequence[str] | str) -> list[str]:
     if not files:
         raise FileNotFoundError(f"no transformed examples match {patterns}")
     return files
-
-
-def decode_transformed_image(png: tf.Tensor, image_size: int) -> tf.Tensor:
-    """PNG bytes written by the Transform → float32 [image_size, image_size, 3] in 0..255."""
-    image = tf.io.decode_png(png, channels=3)
-    image = tf.ensure_shape(image, [image_size, image_size, 3])
-    return tf.cast(image, tf.float32)
 
 
 def labelled_images(file_patterns, feature_spec: dict, label_key: str, image_size: int,

@@ -253,9 +253,6 @@ def _garment_shapes(g: _Garment, body: _Body, fit: float):
         else:
             flare = 1.35 if g.category == "coat" else 1.0
             polys.append(("poly", body.torso_poly(body.y(hem), fit, flare)))
-        if g.category == "top":
-            # Straps instead of sleeves; the top starts lower at the neckline.
-            pass
         end = sleeve_end[g.sleeve or "long"]
         if end > 0:
             width = arm_w * (1.25 if g.category in ("coat", "hoodie", "sweater") else 1.0)
@@ -541,7 +538,6 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
         image = Image.fromarray(pixels)
 
     accessories = []
-    draw = ImageDraw.Draw(image)
     for accessory in SYNTHETIC_ACCESSORIES:
         if rng.random() >= 0.15:
             continue
@@ -556,7 +552,6 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
         instances[mask] = 0
         seg[mask] = F.SEGMENTATION_CLASS_IDS[accessory]
         accessories.append(accessory)
-    del draw
 
     objects = []
     for g in garments:
