@@ -1,4 +1,4 @@
-"""``fashion``: the project's command line (generate, convert, run, evaluate).
+"""``fashion``: the project's command line (generate, convert, run, compile, evaluate).
 
 Heavy libraries (TensorFlow, TFX) are imported inside the subcommands that need them, so
 ``fashion --help`` answers at once.
@@ -131,6 +131,20 @@ def cmd_run(args) -> int:
         f"  pushed category model: {pushed or 'none (not blessed)'}"]))
 
 
+def cmd_compile(args):
+    import pipeline_config
+    try:
+        config = _load_config(args)
+    except pipeline_config.ConfigError as err:
+        print(f"fashion compile: error: {err}", file=sys.stderr)
+        return 2, None
+    from pipeline import kubeflow
+    path = kubeflow.compile_pipeline(config, args.image, args.output)
+    summary = {"pipeline_spec": path, "image": args.image, "profile": config.profile,
+               "pipeline_root": config.pipeline_root}
+    return 0, _render(args, summary, f"Kubeflow pipeline spec written to {path}")
+
+
 def cmd_evaluate(args) -> int:
     from serving import evaluate
     try:
@@ -182,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config field, e.g. --set category.epochs=3 (repeatable)")
     r.add_argument("--json", action="store_true", help="print a JSON summary")
     r.set_defaults(func=cmd_run)
+
+    k = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (KFP v2 JSON)")
+    k.add_argument("--profile", default="full", help="smoke, default or full")
+    k.add_argument("--workspace", required=True,
+                   help="workspace reachable from the cluster, e.g. gs://bucket/fashion")
+    k.add_argument("--image", required=True, help="container image with this project installed")
+    k.add_argument("--output", default="fashion_pipeline.json", help="pipeline spec path")
+    k.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    k.add_argument("--json", action="store_true", help="print a JSON summary")
+    k.set_defaults(func=cmd_compile)
 
     e = sub.add_parser("evaluate", help="compute a family's metrics for a pushed model")
     e.add_argument("--family", default="category", choices=("category",))

@@ -26,6 +26,15 @@ class ConfigError(ValueError):
     """A configuration value is invalid."""
 
 
+def _resolve(path: str) -> str:
+    """Absolute local path, or a remote URI (gs://, s3://, ...) unchanged."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def _join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts]) if "://" in base else os.path.join(base, *parts)
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -168,26 +177,26 @@ class PipelineConfig:
 
     @property
     def workspace_dir(self) -> str:
-        return os.path.abspath(self.workspace)
+        return _resolve(self.workspace)
 
     @property
     def catalog_root(self) -> str:
-        return os.path.abspath(self.data.catalog_root or os.path.join(self.workspace, "catalog"))
+        return _resolve(self.data.catalog_root or _join(self.workspace_dir, "catalog"))
 
     @property
     def pipeline_root(self) -> str:
-        return os.path.join(self.workspace_dir, "pipeline_root")
+        return _join(self.workspace_dir, "pipeline_root")
 
     @property
     def metadata_path(self) -> str:
-        return os.path.join(self.workspace_dir, "metadata.sqlite")
+        return _join(self.workspace_dir, "metadata.sqlite")
 
     @property
     def serving_root(self) -> str:
-        return os.path.abspath(self.serving_dir or os.path.join(self.workspace, "serving"))
+        return _resolve(self.serving_dir or _join(self.workspace_dir, "serving"))
 
     def serving_model_dir(self, family: str) -> str:
-        return os.path.join(self.serving_root, family)
+        return _join(self.serving_root, family)
 
 
 def _smoke() -> PipelineConfig:

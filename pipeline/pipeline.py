@@ -46,8 +46,13 @@ def category_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
         ])])
 
 
-def create_pipeline(config: PipelineConfig, enable_cache: bool = False) -> tfx.dsl.Pipeline:
-    """Builds the pipeline described by ``config`` (no component runs here)."""
+def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
+                    local_metadata: bool = True) -> tfx.dsl.Pipeline:
+    """Builds the pipeline described by ``config`` (no component runs here).
+
+    ``local_metadata`` False leaves ML Metadata to the orchestrator (Kubeflow); True uses the
+    SQLite store under the workspace.
+    """
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.catalog_root,
         input_config=tfx.proto.Input(splits=[
@@ -90,8 +95,9 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False) -> tfx.d
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path),
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+            if local_metadata else None),
         components=[example_gen, statistics_gen, schema_gen, example_validator, gate, transform,
                     trainer, evaluator, pusher],
         enable_cache=enable_cache,

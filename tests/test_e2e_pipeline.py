@@ -148,7 +148,7 @@ def test_schema_anomaly_blocks_training_and_pushing(tmp_path):
 
 
 def test_cli_help_for_every_subcommand():
-    for command in ("generate", "convert", "run", "evaluate"):
+    for command in ("generate", "convert", "run", "compile", "evaluate"):
         result = _fashion(command, "--help")
         assert "usage: fashion " + command in result.stdout
 

@@ -80,3 +80,19 @@ def test_blessing_threshold_applies_to_the_overall_slice_only():
     assert per_slice.threshold.value_threshold.lower_bound.value == 0.42
     # Per-category slices are still computed (for reports), just not gated.
     assert any(list(s.feature_keys) == ["image/class/text"] for s in config.slicing_specs)
+
+
+def test_kubeflow_compilation_writes_a_pipeline_spec(tmp_path):
+    import json
+
+    from pipeline.kubeflow import compile_pipeline
+    config = pc.get_config("full", workspace="gs://example-bucket/fashion")
+    assert config.pipeline_root == "gs://example-bucket/fashion/pipeline_root"
+    path = compile_pipeline(config, "registry.example/fashion:1", str(tmp_path / "spec.json"))
+    spec = json.load(open(path))
+    text = json.dumps(spec)
+    for node in EXPECTED_NODES:
+        assert node in text, node
+    assert "registry.example/fashion:1" in text
+    assert "gs://example-bucket/fashion/pipeline_root" in text
+    assert "metadata.sqlite" not in text
