@@ -159,3 +159,19 @@ def test_generate_command_writes_a_span(tmp_path):
     summary = json.loads(result.stdout)
     assert summary["span"] == 1 and sum(summary["written"].values()) == 12
     assert summary["rejected"] == 0
+
+
+@pytest.mark.shared_data
+def test_pipeline_runs_on_real_ccp_photos(ccp_dir, tmp_path):
+    """Real street photos pass the curated schema and the whole DAG (smoke-sized training)."""
+    catalog = tmp_path / "catalog"
+    converted = json.loads(_fashion("convert", "ccp", "--source", str(ccp_dir), "--output",
+                                    str(catalog), "--limit", "240", "--json").stdout)
+    assert converted["ccp"]["pixel_with_boxes"] >= 0.95 * converted["ccp"]["pixel"]
+    summary = json.loads(_fashion("run", "--profile", "smoke", "--workspace", str(tmp_path),
+                                  "--set", f"data.catalog_root={catalog}", "--json").stdout)
+    executions = _executions_by_node(summary["metadata"])
+    assert all("COMPLETE" in states for states in executions.values()), executions
+    assert summary["pushed_models"]["category"]
+    overall = summary["evaluation"]["category"]["slices"]["overall"]
+    assert overall["example_count"] == converted["written"]["eval"]
