@@ -28,6 +28,7 @@ TRANSFORM_FEATURES = "transform_features"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "images"
 CLASS_NAMES_ASSET = "class_names.txt"
+WARMUP_FILE = "tf_serving_warmup_requests"  # the name TF Serving looks for in assets.extra
 
 
 def decode_transformed_image(png: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -80,9 +81,43 @@ class _ClassifierModule(tf.Module):
         return self.tft_layer(parsed)
 
 
+def write_warmup_requests(export_dir: str, model_name: str, images: Sequence[bytes]) -> str:
+    """Writes TF Serving warm-up records (``assets.extra/tf_serving_warmup_requests``).
+
+    For each encoded image, one ``PredictionLog`` calls ``serving_default`` with a serialized
+    ``tf.Example`` holding it and one calls ``serving_images`` with the bytes, so a server
+    traces and warms both signatures before it reports the version AVAILABLE.
+    """
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    from schemas.features import IMAGE_ENCODED
+    assets = os.path.join(export_dir, "assets.extra")
+    tf.io.gfile.makedirs(assets)
+    path = os.path.join(assets, WARMUP_FILE)
+    with tf.io.TFRecordWriter(path) as writer:
+        for image in images:
+            example = tf.train.Example(features=tf.train.Features(feature={
+                IMAGE_ENCODED: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))}))
+            for signature, input_name, value in (
+                    (SERVING_DEFAULT, EXAMPLES_INPUT, example.SerializeToString()),
+                    (SERVING_IMAGES, IMAGES_INPUT, image)):
+                request = predict_pb2.PredictRequest()
+                request.model_spec.name = model_name
+                request.model_spec.signature_name = signature
+                request.inputs[input_name].CopyFrom(tf.make_tensor_proto([value], tf.string))
+                log = prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request))
+                writer.write(log.SerializeToString())
+    return path
+
+
 def export_classifier(export_dir: str, model, tft_output, class_names: Sequence[str],
-                      image_size: int) -> str:
-    """Saves ``model`` with the transform graph and class names as a serving SavedModel."""
+                      image_size: int, warmup_images: Sequence[bytes] = (),
+                      model_name: str = "") -> str:
+    """Saves ``model`` with the transform graph and class names as a serving SavedModel.
+
+    ``warmup_images`` (encoded images) become TF Serving warm-up requests for ``model_name``.
+    """
     module = _ClassifierModule(model, tft_output, class_names, image_size)
     signatures = {
         SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
@@ -94,4 +129,6 @@ def export_classifier(export_dir: str, model, tft_output, class_names: Sequence[
     tf.io.gfile.makedirs(assets)
     with tf.io.gfile.GFile(os.path.join(assets, CLASS_NAMES_ASSET), "w") as handle:
         handle.write("\n".join(class_names) + "\n")
+    if warmup_images:
+        write_warmup_requests(export_dir, model_name, warmup_images)
     return export_dir

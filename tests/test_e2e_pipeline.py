@@ -113,6 +113,24 @@ def test_pushed_model_answers_examples_and_image_bytes(smoke_run):
         model.signatures["serving_images"](images=tf.constant([b"not an image"]))
 
 
+def test_pushed_model_carries_tf_serving_warmup_requests(smoke_run):
+    from tensorflow_serving.apis import prediction_log_pb2
+    _, summary = smoke_run
+    pushed = summary["pushed_models"]["category"]
+    path = os.path.join(pushed, "assets.extra", "tf_serving_warmup_requests")
+    model = tf.saved_model.load(pushed)
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+            for r in tf.data.TFRecordDataset(path)]
+    assert len(logs) == 6  # 3 eval images x (serving_default, serving_images)
+    for log in logs:
+        request = log.predict_log.request
+        assert request.model_spec.name == "category"
+        signature = model.signatures[request.model_spec.signature_name]
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        outputs = signature(**{k: tf.constant(v) for k, v in inputs.items()})
+        assert outputs["scores"].shape[0] == 1
+
+
 def test_evaluate_command_reports_metrics(smoke_run):
     workspace, summary = smoke_run
     data = str(workspace / "catalog" / "span-1" / "eval" / "*")

@@ -68,8 +68,9 @@ def run_fn(fn_args) -> None:
             start_from_epoch=config.early_stopping_start_epoch, restore_best_weights=True)],
         verbose=2)
 
+    warmup = input_pipeline.sample_images(fn_args.eval_files, feature_spec, count=3)
     signatures.export_classifier(fn_args.serving_model_dir, model, tft_output, class_names,
-                                 image_size)
+                                 image_size, warmup_images=warmup, model_name=FAMILY)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with open(os.path.join(fn_args.model_run_dir, "history.json"), "w") as handle:
         json.dump({k: [float(v) for v in values] for k, values in history.history.items()},

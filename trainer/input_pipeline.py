@@ -57,3 +57,12 @@ def count_labelled(file_patterns, feature_spec: dict, label_key: str,
             if label >= 0:
                 counts[label] = counts.get(label, 0) + 1
     return counts
+
+
+def sample_images(file_patterns, feature_spec: dict, count: int,
+                  compression_type: str = "GZIP") -> list[bytes]:
+    """The first ``count`` transformed images (PNG bytes), e.g. for serving warm-up requests."""
+    spec = {F.TRANSFORMED_IMAGE: feature_spec[F.TRANSFORMED_IMAGE]}
+    dataset = tf.data.TFRecordDataset(_files(file_patterns), compression_type=compression_type)
+    return [parsed[F.TRANSFORMED_IMAGE] for parsed in dataset.take(count).map(
+        lambda s: tf.io.parse_single_example(s, spec)).as_numpy_iterator()]
