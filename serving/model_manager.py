@@ -1,0 +1,177 @@
+"""Model version management with TF Serving's semantics (the core of ``fashion serve``).
+
+A served model is a base path of numbered version folders (what the Pusher writes). Each
+:meth:`ServedModel.poll` looks at the folders, picks the versions the version policy wants
+(latest N, all, or specific), loads the ones not loaded yet and unloads the ones no longer
+wanted, with TF Serving's availability-preserving order: a new version becomes AVAILABLE before
+an old one is unloaded, and a version that fails to load leaves the old one serving and is
+reported with its error. A version folder is loaded only once it is complete (its SavedModel
+graph and every variables shard are present), so a half-copied push is never served.
+
+Loading goes through an injectable ``loader`` (default ``tf.saved_model.load``), so the
+policy logic is tested without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import threading
+from typing import Callable, Optional
+
+# The names of tensorflow.serving.ModelVersionStatus.State.
+START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
+_SHARD = re.compile(r"^variables\.data-(\d+)-of-(\d+)$")
+
+
+class ModelNotFound(LookupError):
+    """Unknown model, version or label (TF Serving answers NOT_FOUND)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionPolicy:
+    """Which versions to serve: ``latest`` (the N highest), ``all`` or ``specific``."""
+
+    kind: str = "latest"
+    num_versions: int = 1
+    versions: tuple = ()
+
+    def __post_init__(self):
+        if self.kind not in ("latest", "all", "specific"):
+            raise ValueError(f"unknown version policy {self.kind!r}")
+        if self.kind == "latest" and self.num_versions < 1:
+            raise ValueError("latest policy needs num_versions >= 1")
+        if self.kind == "specific" and not self.versions:
+            raise ValueError("specific policy needs at least one version")
+
+    def select(self, available: list[int]) -> list[int]:
+        available = sorted(available)
+        if self.kind == "all":
+            return available
+        if self.kind == "specific":
+            return [v for v in available if v in self.versions]
+        return available[-self.num_versions:]
+
+
+@dataclasses.dataclass
+class VersionStatus:
+    """One version's state, as GetModelStatus reports it."""
+
+    version: int
+    state: str
+    error_code: str = "OK"
+    error_message: str = ""
+
+
+def is_complete_saved_model(path: str) -> bool:
+    """True when ``path`` holds a SavedModel graph and all the variables shards it names."""
+    if not any(os.path.isfile(os.path.join(path, name))
+               for name in ("saved_model.pb", "saved_model.pbtxt")):
+        return False
+    variables = os.path.join(path, "variables")
+    if not os.path.isdir(variables):
+        return True  # a SavedModel without variables is complete with its graph
+    names = os.listdir(variables)
+    if "variables.index" not in names:
+        return False
+    shards = [m for m in map(_SHARD.match, names) if m]
+    if not shards:
+        return False
+    expected = int(shards[0].group(2))
+    return len({m.group(1) for m in shards if int(m.group(2)) == expected}) == expected
+
+
+def list_versions(base_path: str) -> dict[int, str]:
+    """Complete version folders under ``base_path``: ``{version: path}``."""
+    if not os.path.isdir(base_path):
+        return {}
+    found = {}
+    for name in os.listdir(base_path):
+        path = os.path.join(base_path, name)
+        if name.isdigit() and os.path.isdir(path) and is_complete_saved_model(path):
+            found[int(name)] = path
+    return found
+
+
+def _default_loader(path: str):
+    import tensorflow as tf
+    return tf.saved_model.load(path)
+
+
+class ServedModel:
+    """One model name: its versions, their states and the loaded servables."""
+
+    def __init__(self, name: str, base_path: str, policy: VersionPolicy = VersionPolicy(),
+                 labels: Optional[dict] = None,
+                 loader: Callable[[str], object] = _default_loader):
+        self.name = name
+        self.base_path = base_path
+        self.policy = policy
+        self.labels = dict(labels or {})
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._servables: dict[int, object] = {}
+        self._status: dict[int, VersionStatus] = {}
+        self._failed_paths: dict[int, float] = {}  # version -> mtime of the failed attempt
+
+    def poll(self) -> None:
+        """Brings the loaded versions in line with the folders and the policy."""
+        available = list_versions(self.base_path)
+        wanted = self.policy.select(list(available))
+        for version in wanted:
+            if version in self._servables:
+                continue
+            mtime = os.path.getmtime(available[version])
+            if self._failed_paths.get(version) == mtime:
+                continue  # failed before and unchanged since: do not retry every poll
+            self._set(version, LOADING)
+            try:
+                servable = self._loader(available[version])
+            except Exception as err:  # any load failure is reported, never raised
+                self._failed_paths[version] = mtime
+                self._set(version, END, "UNKNOWN", f"{type(err).__name__}: {err}")
+                continue
+            with self._lock:
+                self._servables[version] = servable
+            self._failed_paths.pop(version, None)
+            self._set(version, AVAILABLE)
+        wanted_loaded = [v for v in wanted if v in self._servables]
+        for version in sorted(self._servables):
+            if version in wanted:
+                continue
+            if not wanted_loaded:
+                break  # nothing wanted is serving yet: keep the old version(s) up
+            self._set(version, UNLOADING)
+            with self._lock:
+                del self._servables[version]
+            self._set(version, END)
+
+    def _set(self, version: int, state: str, code: str = "OK", message: str = "") -> None:
+        with self._lock:
+            self._status[version] = VersionStatus(version, state, code, message)
+
+    def statuses(self, version: Optional[int] = None) -> list[VersionStatus]:
+        """Status of every known version (or of one); raises ModelNotFound for unknown ones."""
+        with self._lock:
+            if version is None:
+                return [dataclasses.replace(s) for _, s in sorted(self._status.items())]
+            if version not in self._status:
+                raise ModelNotFound(f"Could not find version {version} of model {self.name}")
+            return [dataclasses.replace(self._status[version])]
+
+    def resolve(self, version: Optional[int] = None, label: Optional[str] = None):
+        """``(version, servable)`` for a request: a version, a label or the latest loaded."""
+        with self._lock:
+            if label is not None:
+                if label not in self.labels:
+                    raise ModelNotFound(f"Unrecognized servable version label: {label}")
+                version = self.labels[label]
+            if version is None:
+                if not self._servables:
+                    raise ModelNotFound(f"Servable not found for request: Latest({self.name})")
+                version = max(self._servables)
+            if version not in self._servables:
+                raise ModelNotFound(
+                    f"Servable not found for request: Specific({self.name}, {version})")
+            return version, self._servables[version]

@@ -1,0 +1,133 @@
+"""Version management with TF Serving semantics: policies, completeness, safe swaps, errors."""
+
+import os
+
+import pytest
+
+from serving import model_manager as mm
+
+
+def _push(base, version, complete=True, shards=1):
+    """A fake SavedModel version folder (complete or half-copied)."""
+    path = base / str(version)
+    (path / "variables").mkdir(parents=True)
+    (path / "saved_model.pb").write_bytes(b"graph")
+    (path / "variables" / "variables.index").write_bytes(b"index")
+    written = shards if complete else shards - 1
+    for i in range(written):
+        (path / "variables" / f"variables.data-{i:05d}-of-{shards:05d}").write_bytes(b"data")
+    return path
+
+
+class _Loader:
+    def __init__(self, broken=()):
+        self.broken = set(broken)
+        self.loaded = []
+
+    def __call__(self, path):
+        version = int(os.path.basename(path))
+        if version in self.broken:
+            raise ValueError(f"corrupt SavedModel at {path}")
+        self.loaded.append(version)
+        return f"model-{version}"
+
+
+def test_completeness_check(tmp_path):
+    assert mm.is_complete_saved_model(str(_push(tmp_path, 1)))
+    assert not mm.is_complete_saved_model(str(_push(tmp_path, 2, complete=False, shards=2)))
+    (tmp_path / "3").mkdir()
+    assert not mm.is_complete_saved_model(str(tmp_path / "3"))
+    (tmp_path / "notes").mkdir()
+    assert mm.list_versions(str(tmp_path)) == {1: str(tmp_path / "1")}
+
+
+def test_latest_policy_swaps_only_after_the_new_version_is_available(tmp_path):
+    _push(tmp_path, 1)
+    loader = _Loader()
+    model = mm.ServedModel("category", str(tmp_path), loader=loader)
+    model.poll()
+    assert model.resolve() == (1, "model-1")
+    _push(tmp_path, 2, complete=False, shards=2)
+    model.poll()
+    assert model.resolve() == (1, "model-1")  # half-copied version 2 is not loaded
+    (tmp_path / "2" / "variables" / "variables.data-00001-of-00002").write_bytes(b"data")
+    model.poll()
+    assert model.resolve() == (2, "model-2")
+    states = {s.version: s.state for s in model.statuses()}
+    assert states == {1: mm.END, 2: mm.AVAILABLE}
+    with pytest.raises(mm.ModelNotFound, match="Specific"):
+        model.resolve(version=1)
+
+
+def test_broken_new_version_leaves_the_old_one_serving(tmp_path):
+    _push(tmp_path, 1)
+    loader = _Loader(broken={2})
+    model = mm.ServedModel("category", str(tmp_path), loader=loader)
+    model.poll()
+    _push(tmp_path, 2)
+    model.poll()
+    model.poll()
+    assert model.resolve() == (1, "model-1")
+    (status,) = model.statuses(2)
+    assert status.state == mm.END and status.error_code == "UNKNOWN"
+    assert "corrupt SavedModel" in status.error_message
+    assert loader.loaded == [1]  # the broken version is not retried while unchanged
+
+
+def test_all_and_specific_policies_and_labels(tmp_path):
+    for version in (1, 2, 3):
+        _push(tmp_path, version)
+    every = mm.ServedModel("m", str(tmp_path), mm.VersionPolicy("all"), loader=_Loader())
+    every.poll()
+    assert [s.version for s in every.statuses() if s.state == mm.AVAILABLE] == [1, 2, 3]
+    pinned = mm.ServedModel("m", str(tmp_path), mm.VersionPolicy("specific", versions=(1, 2)),
+                            labels={"stable": 1, "canary": 2}, loader=_Loader())
+    pinned.poll()
+    assert pinned.resolve() == (2, "model-2")
+    assert pinned.resolve(label="stable") == (1, "model-1")
+    with pytest.raises(mm.ModelNotFound, match="label"):
+        pinned.resolve(label="beta")
+    with pytest.raises(mm.ModelNotFound):
+        pinned.statuses(7)
+    two = mm.ServedModel("m", str(tmp_path), mm.VersionPolicy("latest", 2), loader=_Loader())
+    two.poll()
+    assert two.resolve(version=2)[0] == 2 and two.resolve(version=3)[0] == 3
+    with pytest.raises(mm.ModelNotFound):
+        two.resolve(version=1)
+
+
+def test_invalid_policies_fail():
+    with pytest.raises(ValueError):
+        mm.VersionPolicy("newest")
+    with pytest.raises(ValueError):
+        mm.VersionPolicy("specific")
+
+
+def test_empty_base_path_has_nothing_to_serve(tmp_path):
+    model = mm.ServedModel("m", str(tmp_path / "missing"), loader=_Loader())
+    model.poll()
+    with pytest.raises(mm.ModelNotFound, match="Latest"):
+        model.resolve()
+
+
+def test_real_saved_model_loads(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+
+    class Doubler(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.factor = tf.Variable(2.0)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def __call__(self, x):
+            return x * self.factor
+
+    module = Doubler()
+    tf.saved_model.save(module, str(tmp_path / "5"),
+                        signatures={"serving_default": module.__call__.get_concrete_function()})
+    model = mm.ServedModel("doubler", str(tmp_path))
+    model.poll()
+    version, servable = model.resolve()
+    assert version == 5
+    result = servable.signatures["serving_default"](x=tf.constant([1.5]))
+    assert float(list(result.values())[0][0]) == 3.0
