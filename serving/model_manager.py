@@ -114,6 +114,7 @@ class ServedModel:
         self._servables: dict[int, object] = {}
         self._status: dict[int, VersionStatus] = {}
         self._failed_paths: dict[int, float] = {}  # version -> mtime of the failed attempt
+        self._paths: dict[int, str] = {}
 
     def poll(self) -> None:
         """Brings the loaded versions in line with the folders and the policy."""
@@ -134,6 +135,7 @@ class ServedModel:
                 continue
             with self._lock:
                 self._servables[version] = servable
+                self._paths[version] = available[version]
             self._failed_paths.pop(version, None)
             self._set(version, AVAILABLE)
         wanted_loaded = [v for v in wanted if v in self._servables]
@@ -150,6 +152,13 @@ class ServedModel:
     def _set(self, version: int, state: str, code: str = "OK", message: str = "") -> None:
         with self._lock:
             self._status[version] = VersionStatus(version, state, code, message)
+
+    def version_path(self, version: int) -> str:
+        """The folder a loaded version was loaded from."""
+        with self._lock:
+            if version not in self._paths or version not in self._servables:
+                raise ModelNotFound(f"version {version} of model {self.name} is not loaded")
+            return self._paths[version]
 
     def statuses(self, version: Optional[int] = None) -> list[VersionStatus]:
         """Status of every known version (or of one); raises ModelNotFound for unknown ones."""
