@@ -1,4 +1,4 @@
-"""``fashion``: the project's command line (generate, convert, run, compile, evaluate).
+"""``fashion``: the project's command line (generate, convert, run, compile, serve, evaluate).
 
 Heavy libraries (TensorFlow, TFX) are imported inside the subcommands that need them, so
 ``fashion --help`` answers at once.
@@ -145,6 +145,13 @@ def cmd_compile(args):
     return 0, _render(args, summary, f"Kubeflow pipeline spec written to {path}")
 
 
+def cmd_serve(args):
+    from serving import server
+    if any(a in ("-h", "--help", "--helpfull") for a in args.flags):
+        return 0, server.help_text()
+    return server.main(args.flags), None
+
+
 def cmd_evaluate(args) -> int:
     from serving import evaluate
     try:
@@ -207,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--json", action="store_true", help="print a JSON summary")
     k.set_defaults(func=cmd_compile)
 
+    s = sub.add_parser("serve", add_help=False,
+                       help="serve pushed models with TF Serving's API (tensorflow_model_server "
+                            "flags)")
+    s.add_argument("flags", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_serve)
+
     e = sub.add_parser("evaluate", help="compute a family's metrics for a pushed model")
     e.add_argument("--family", default="category", choices=("category",))
     e.add_argument("--model", required=True, help="a SavedModel or a folder of versions")
@@ -218,7 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        # tensorflow_model_server's flag syntax (--name=value), parsed by serving.server.
+        args = argparse.Namespace(func=cmd_serve, flags=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     with _stdout_to_stderr():
         # Summaries are printed after the work, through the restored stdout.
         code, output = args.func(args)

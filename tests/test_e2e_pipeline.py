@@ -166,7 +166,7 @@ def test_schema_anomaly_blocks_training_and_pushing(tmp_path):
 
 
 def test_cli_help_for_every_subcommand():
-    for command in ("generate", "convert", "run", "compile", "evaluate"):
+    for command in ("generate", "convert", "run", "compile", "serve", "evaluate"):
         result = _fashion(command, "--help")
         assert "usage: fashion " + command in result.stdout
 
@@ -193,3 +193,80 @@ def test_pipeline_runs_on_real_ccp_photos(ccp_dir, tmp_path):
     assert summary["pushed_models"]["category"]
     overall = summary["evaluation"]["category"]["slices"]["overall"]
     assert overall["example_count"] == converted["written"]["eval"]
+
+
+def _get_json(url, data=None, timeout=10):
+    import urllib.request
+    request = urllib.request.Request(url, data=data,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def test_served_model_answers_and_swaps_versions_under_load(smoke_run, tmp_path):
+    """fashion serve on the pushed model: REST predict, a version swap with zero failures."""
+    import base64
+    import shutil
+    import signal
+    import threading
+    import time
+
+    import portpicker
+    _, summary = smoke_run
+    pushed = summary["pushed_models"]["category"]
+    base = tmp_path / "category"
+    shutil.copytree(pushed, base / "1")
+    port = portpicker.pick_unused_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fashion_cli", "serve", "--model_name=category",
+         f"--model_base_path={base}", f"--rest_api_port={port}",
+         "--file_system_poll_wait_seconds=1"], stderr=subprocess.PIPE, text=True)
+    root = f"http://127.0.0.1:{port}/v1/models/category"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                status = _get_json(root)
+                break
+            except OSError:
+                assert process.poll() is None, process.stderr.read()
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.5)
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
+        image = list(generator.generate(42, 1, 96))[0].encoded
+        body = json.dumps({"signature_name": "serving_images",
+                           "instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
+        answer = _get_json(root + ":predict", body)["predictions"][0]
+        assert answer["top_class"] in answer["classes"]
+
+        failures, successes, stop = [], [], threading.Event()
+
+        def load():
+            while not stop.is_set():
+                try:
+                    _get_json(root + ":predict", body)
+                    successes.append(1)
+                except Exception as err:  # noqa: BLE001 - every failure counts
+                    failures.append(repr(err))
+
+        workers = [threading.Thread(target=load) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        shutil.copytree(pushed, base / "2")
+        deadline = time.monotonic() + 60
+        while True:
+            states = {s["version"]: s["state"] for s in _get_json(root)["model_version_status"]}
+            if states.get("2") == "AVAILABLE" and states.get("1") == "END":
+                break
+            assert time.monotonic() < deadline, states
+            time.sleep(0.2)
+        time.sleep(0.5)
+        stop.set()
+        for worker in workers:
+            worker.join()
+        assert not failures and successes
+        assert _get_json(root + "/versions/2")["model_version_status"][0]["state"] == \
+            "AVAILABLE"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
