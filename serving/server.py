@@ -1,4 +1,4 @@
-"""``fashion serve``: a TF-Serving-compatible model server (first slice: REST + version watching).
+"""``fashion serve``: a TF-Serving-compatible model server (gRPC + REST, version watching).
 
 It takes ``tensorflow_model_server``'s flags with the same names and meanings. Flags this slice
 does not implement yet are refused with a clear message rather than silently ignored, and
@@ -20,15 +20,16 @@ from serving.model_manager import ServedModel, VersionPolicy
 
 # tensorflow_model_server flags implemented here: name -> (type, default, help).
 FLAGS = {
+    "port": (int, 8500, "port of the gRPC API (0 disables it)"),
     "rest_api_port": (int, 8501, "port of the REST API (0 disables it)"),
-    "rest_api_host": (str, "127.0.0.1", "address the REST API binds to"),
+    "rest_api_host": (str, "127.0.0.1", "address the REST and gRPC APIs bind to"),
     "model_name": (str, "default", "name of the single model (with --model_base_path)"),
     "model_base_path": (str, "", "folder of numbered SavedModel versions"),
     "model_config_file": (str, "", "ModelServerConfig text proto with one or more models"),
     "file_system_poll_wait_seconds": (int, 1, "seconds between polls for new versions"),
 }
 # tensorflow_model_server flags recognised but not implemented by this slice yet.
-NOT_YET = ("port", "grpc_socket_path", "grpc_channel_arguments", "enable_batching",
+NOT_YET = ("grpc_socket_path", "grpc_channel_arguments", "enable_batching",
            "batching_parameters_file", "monitoring_config_file", "rest_api_timeout_in_ms",
            "model_config_file_poll_wait_seconds", "rest_api_num_threads", "ssl_config_file",
            "tensorflow_session_parallelism", "enable_model_warmup")
@@ -117,13 +118,16 @@ class ModelServer:
     """Serves ``specs`` over REST, polling their base paths in the background."""
 
     def __init__(self, specs: list[ModelSpec], rest_host: str = "127.0.0.1",
-                 rest_port: int = 8501, poll_seconds: float = 1.0):
+                 rest_port: int = 8501, poll_seconds: float = 1.0, grpc_port: int = 0):
         self.models = {s.name: ServedModel(s.name, s.base_path, s.policy, dict(s.labels))
                        for s in specs}
         self._poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._rest = None
         self._rest_address = (rest_host, rest_port)
+        self._grpc_port = grpc_port
+        self._grpc = None
+        self.grpc_port: Optional[int] = None
         self._threads: list[threading.Thread] = []
 
     def poll(self) -> None:
@@ -141,6 +145,11 @@ class ModelServer:
         if self._rest_address[1] != 0:
             self._rest = rest.make_server(self.models, *self._rest_address)
             self._threads.append(threading.Thread(target=self._rest.serve_forever, daemon=True))
+        if self._grpc_port != 0:
+            from serving.grpc_service import make_grpc_server
+            self._grpc, self.grpc_port = make_grpc_server(self.models, self._rest_address[0],
+                                                          self._grpc_port)
+            self._grpc.start()
         for thread in self._threads:
             thread.start()
 
@@ -151,6 +160,8 @@ class ModelServer:
     def stop(self) -> None:
         """Stops polling and lets in-flight REST requests finish."""
         self._stop.set()
+        if self._grpc:
+            self._grpc.stop(grace=10).wait()
         if self._rest:
             self._rest.shutdown()
             self._rest.server_close()
@@ -175,12 +186,13 @@ def main(argv: list[str]) -> int:
         print(f"fashion serve: error: {err}", file=sys.stderr)
         return 2
     server = ModelServer(specs, flags["rest_api_host"], flags["rest_api_port"],
-                         flags["file_system_poll_wait_seconds"])
+                         flags["file_system_poll_wait_seconds"], grpc_port=flags["port"])
     server.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    print(f"fashion serve: REST API on {flags['rest_api_host']}:{server.rest_port}; models: "
+    print(f"fashion serve: gRPC on port {server.grpc_port}, REST API on "
+          f"{flags['rest_api_host']}:{server.rest_port}; models: "
           + ", ".join(f"{s.name} <- {s.base_path}" for s in specs), file=sys.stderr, flush=True)
     done.wait()
     server.stop()

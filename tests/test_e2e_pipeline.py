@@ -216,10 +216,10 @@ def test_served_model_answers_and_swaps_versions_under_load(smoke_run, tmp_path)
     pushed = summary["pushed_models"]["category"]
     base = tmp_path / "category"
     shutil.copytree(pushed, base / "1")
-    port = portpicker.pick_unused_port()
+    port, grpc_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "fashion_cli", "serve", "--model_name=category",
-         f"--model_base_path={base}", f"--rest_api_port={port}",
+         f"--model_base_path={base}", f"--rest_api_port={port}", f"--port={grpc_port}",
          "--file_system_poll_wait_seconds=1"], stderr=subprocess.PIPE, text=True)
     root = f"http://127.0.0.1:{port}/v1/models/category"
     try:
@@ -238,6 +238,18 @@ def test_served_model_answers_and_swaps_versions_under_load(smoke_run, tmp_path)
                            "instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
         answer = _get_json(root + ":predict", body)["predictions"][0]
         assert answer["top_class"] in answer["classes"]
+        # The same model over gRPC with the tensorflow-serving-api stubs.
+        import grpc
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "category"
+        request.inputs["examples"].CopyFrom(tf.make_tensor_proto(
+            [to_example(list(generator.generate(42, 1, 96))[0]).SerializeToString()]))
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+                request, timeout=30)
+        np.testing.assert_allclose(tf.make_ndarray(response.outputs["scores"])[0],
+                                   answer["scores"], rtol=1e-4, atol=1e-6)
 
         failures, successes, stop = [], [], threading.Event()
 

@@ -10,35 +10,12 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from serving import model_manager as mm  # noqa: E402
 from serving import rest  # noqa: E402
 
 
-class _Toy(tf.Module):
-    def __init__(self):
-        super().__init__()
-        self.factor = tf.Variable(2.0)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
-    def double(self, x):
-        return {"y": x * self.factor}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="data"),
-                                  tf.TensorSpec([None], tf.float32, name="weight")])
-    def measure(self, data, weight):
-        return {"length": tf.strings.length(data), "weighted": weight * 10.0, "raw": data}
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    base = tmp_path_factory.mktemp("toy")
-    toy = _Toy()
-    tf.saved_model.save(toy, str(base / "3"), signatures={
-        "serving_default": toy.double.get_concrete_function(),
-        "measure": toy.measure.get_concrete_function()})
-    model = mm.ServedModel("toy", str(base), labels={"stable": 3})
-    model.poll()
-    return {"toy": model}
+def models(toy_models):
+    return toy_models
 
 
 def _post(models, path, body):

@@ -17,6 +17,7 @@ def test_flags_use_tensorflow_model_server_syntax():
 @pytest.mark.parametrize("argv,fragment", [
     (["--bogus=1"], "unknown flag --bogus"),
     (["--enable_batching=true"], "does not support yet"),
+    (["--port=grpc"], "is not a int"),
     (["--rest_api_port=http"], "is not a int"),
     (["--model_name"], "needs a value"),
     (["model"], "unexpected argument"),
