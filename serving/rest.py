@@ -22,6 +22,7 @@ _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                    r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
                    r"(?P<tail>/metadata|:predict)?$")
 MAX_BODY_BYTES = 64 * 1024 * 1024
+IDLE_CONNECTION_SECONDS = 5
 
 
 class BadRequest(ValueError):
@@ -182,6 +183,7 @@ def make_server(models: dict, host: str = "127.0.0.1", port: int = 8501) -> Thre
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = IDLE_CONNECTION_SECONDS  # idle keep-alive connections do not block shutdown
 
         def _answer(self, method):
             length = int(self.headers.get("Content-Length") or 0)
@@ -208,4 +210,7 @@ def make_server(models: dict, host: str = "127.0.0.1", port: int = 8501) -> Thre
         def log_message(self, *args):  # keep request logs off stderr
             pass
 
-    return ThreadingHTTPServer((host, port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
+    # Non-daemon handler threads: server_close() waits for in-flight requests (graceful stop).
+    server.daemon_threads = False
+    return server

@@ -158,7 +158,7 @@ class ModelServer:
         return self._rest.server_address[1] if self._rest else None
 
     def stop(self) -> None:
-        """Stops polling and lets in-flight REST requests finish."""
+        """Stops polling; in-flight gRPC (10 s grace) and REST requests finish first."""
         self._stop.set()
         if self._grpc:
             self._grpc.stop(grace=10).wait()
