@@ -113,7 +113,6 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     def GetModelMetadata(self, request, context):  # noqa: N802
-        from tensorflow.core.protobuf import saved_model_pb2
         if list(request.metadata_field) != ["signature_def"]:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "metadata_field must be exactly ['signature_def']")
@@ -121,12 +120,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             model, version, _ = _resolve(self._models, request.model_spec)
         except ModelNotFound as err:
             context.abort(grpc.StatusCode.NOT_FOUND, str(err))
-        with open(model.version_path(version) + "/saved_model.pb", "rb") as handle:
-            saved = saved_model_pb2.SavedModel.FromString(handle.read())
         signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for key, value in saved.meta_graphs[0].signature_def.items():
-            if not key.startswith("__"):
-                signature_map.signature_def[key].CopyFrom(value)
+        for key, value in model.signature_defs(version).items():
+            signature_map.signature_def[key].CopyFrom(value)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = model.name
         response.model_spec.version.value = version

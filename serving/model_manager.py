@@ -160,6 +160,14 @@ class ServedModel:
                 raise ModelNotFound(f"version {version} of model {self.name} is not loaded")
             return self._paths[version]
 
+    def signature_defs(self, version: int) -> dict:
+        """The ``SignatureDef`` protos of a loaded version, read from its ``saved_model.pb``."""
+        from tensorflow.core.protobuf import saved_model_pb2
+        with open(os.path.join(self.version_path(version), "saved_model.pb"), "rb") as handle:
+            saved = saved_model_pb2.SavedModel.FromString(handle.read())
+        return {k: v for k, v in saved.meta_graphs[0].signature_def.items()
+                if not k.startswith("__")}
+
     def statuses(self, version: Optional[int] = None) -> list[VersionStatus]:
         """Status of every known version (or of one); raises ModelNotFound for unknown ones."""
         with self._lock:

@@ -130,11 +130,8 @@ def _status_json(statuses) -> dict:
 
 def _metadata_json(model: ServedModel, version: int) -> dict:
     from google.protobuf import json_format
-    from tensorflow.core.protobuf import saved_model_pb2
-    with open(model.version_path(version) + "/saved_model.pb", "rb") as handle:
-        saved = saved_model_pb2.SavedModel.FromString(handle.read())
-    signatures = {k: json_format.MessageToDict(v) for k, v in
-                  saved.meta_graphs[0].signature_def.items() if not k.startswith("__")}
+    signatures = {k: json_format.MessageToDict(v)
+                  for k, v in model.signature_defs(version).items()}
     return {"model_spec": {"name": model.name, "signature_name": "", "version": str(version)},
             "metadata": {"signature_def": {"signature_def": signatures}}}
 
