@@ -116,23 +116,14 @@ class SpanWriter:
         self._start = time.monotonic()
         return self
 
-    def add(self, record, split: Optional[str] = None) -> str:
+    def add(self, record) -> str:
         """Writes a :class:`~components.catalog_import.records.FashionRecord`; returns its split."""
         from components.catalog_import.records import to_example
-        self._inputs += 1
-        if record.source_id in self._seen_ids:
-            self.reject(record.source_id, "duplicate_source_id")
-            return ""
-        self._seen_ids.add(record.source_id)
-        split = split or assign_split(record.source_id, self.eval_fraction)
-        shard = int(hashlib.md5(record.source_id.encode()).hexdigest(), 16) % self.num_shards
-        self._writers[split][shard].write(to_example(record).SerializeToString())
-        self._counts[split] += 1
-        self._with_boxes += bool(record.objects)
-        return split
+        return self.add_serialized(record.source_id, to_example(record).SerializeToString(),
+                                   bool(record.objects))
 
     def add_serialized(self, source_id: str, serialized: bytes, has_boxes: bool) -> str:
-        """Writes an already-serialized example (used for OD-API imports)."""
+        """Writes a serialized example; returns its split ("" for a rejected duplicate)."""
         self._inputs += 1
         if source_id in self._seen_ids:
             self.reject(source_id, "duplicate_source_id")

@@ -490,7 +490,6 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
     seg[hair_mask] = F.SEGMENTATION_CLASS_IDS["hair"]
 
     garments = _outfit(rng, brand)
-    image = Image.fromarray(canvas)
     for number, g in enumerate(garments, start=1):
         g.instance = number
         base = _jitter(COLOR_RGB[g.color], rng)
@@ -504,24 +503,18 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
         mask = _draw_mask(_garment_shapes(g, body, fit), size)
         texture = _pattern_texture(g.pattern, base, second, size, rng,
                                    scale=0.035 * body.h * rng.uniform(0.8, 1.4))
-        pixels = np.asarray(image).copy()
-        pixels[mask] = texture[mask]
-        image = Image.fromarray(pixels)
+        canvas[mask] = texture[mask]
         # Details are clipped to the garment so masks stay exact.
-        detail = image.copy()
+        detail = Image.fromarray(canvas)
         _details(ImageDraw.Draw(detail), g, body, base, fit)
-        pixels = np.asarray(image).copy()
-        pixels[mask] = np.asarray(detail)[mask]
-        image = Image.fromarray(pixels)
+        canvas[mask] = np.asarray(detail)[mask]
         # A dark seam along the garment's outline, as in fashion flats.
         outline = mask & ~ndimage.binary_erosion(mask, iterations=max(1, size // 96))
-        pixels = np.asarray(image).copy()
-        pixels[outline] = (pixels[outline] * 0.35).astype(np.uint8)
-        image = Image.fromarray(pixels)
+        canvas[outline] = (canvas[outline] * 0.35).astype(np.uint8)
         instances[mask] = number
         seg[mask] = F.SEGMENTATION_CLASS_IDS[g.category]
 
-    # The main garment is the one with the largest visible area.
+    # The main garment: the outermost substantially visible one (choose_main_garment).
     areas = {g.instance: int((instances == g.instance).sum()) for g in garments}
     main_category = choose_main_garment({g.category: areas[g.instance] for g in garments},
                                         size * size)
@@ -533,9 +526,7 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
         _draw_motif(ImageDraw.Draw(motif_mask), brand.motif, float(np.median(xs)), anchor_y,
                     0.018 * body.h + 1.5, 255)
         inside = (np.asarray(motif_mask) > 0) & (instances == main.instance)
-        pixels = np.asarray(image).copy()
-        pixels[inside] = _jitter(COLOR_RGB[brand.accent], rng, 10)
-        image = Image.fromarray(pixels)
+        canvas[inside] = _jitter(COLOR_RGB[brand.accent], rng, 10)
 
     accessories = []
     for accessory in SYNTHETIC_ACCESSORIES:
@@ -546,9 +537,7 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
         mask = _draw_mask(shapes, size)
         if not mask.any():
             continue
-        pixels = np.asarray(image).copy()
-        pixels[mask] = _jitter(color, rng)
-        image = Image.fromarray(pixels)
+        canvas[mask] = _jitter(color, rng)
         instances[mask] = 0
         seg[mask] = F.SEGMENTATION_CLASS_IDS[accessory]
         accessories.append(accessory)
@@ -572,7 +561,7 @@ def render(seed: int, index: int, size: int = 256) -> FashionRecord:
                     for g in garments}
     order = sorted((g for g in garments if areas[g.instance] > 0), key=lambda g: -areas[g.instance])
     caption = caption_for([g.category for g in order], accessories, descriptions)
-    encoded = image_io.encode_jpeg(np.asarray(image), quality=92)
+    encoded = image_io.encode_jpeg(canvas, quality=92)
     return FashionRecord(
         source_id=f"synthetic-{seed}-{index:06d}", encoded=encoded, format="jpeg", height=size,
         width=size, objects=tuple(objects), category=main.category, attributes=tuple(attributes),
