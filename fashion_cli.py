@@ -1,4 +1,5 @@
-"""``fashion``: the project's command line (generate, convert, run, compile, serve, evaluate).
+"""``fashion``: the project's command line (generate, convert, run, compile, serve, predict,
+evaluate).
 
 Heavy libraries (TensorFlow, TFX) are imported inside the subcommands that need them, so
 ``fashion --help`` answers at once.
@@ -128,7 +129,15 @@ def cmd_run(args) -> int:
         f"  category eval accuracy: {overall.get('sparse_categorical_accuracy', 'n/a')} "
         f"on {overall.get('example_count', 'n/a')} examples "
         f"({'blessed' if evaluation.get('blessed') else 'not blessed'})",
+        f"  infra validation: {_infra_text(summary['infra_validation']['category'])}",
         f"  pushed category model: {pushed or 'none (not blessed)'}"]))
+
+
+def _infra_text(report) -> str:
+    if not report:
+        return "did not run"
+    verdict = "passed" if report["blessed"] else "FAILED"
+    return f"{verdict} in {report['seconds']} s ({report['reason'].splitlines()[0]})"
 
 
 def cmd_compile(args):
@@ -150,6 +159,58 @@ def cmd_serve(args):
     if any(a in ("-h", "--help", "--helpfull") for a in args.flags):
         return 0, server.help_text()
     return server.main(args.flags), None
+
+
+def cmd_predict(args):
+    from serving.client import ServingClient, ServingClientError
+    images, names = [], list(args.images)
+    if args.records:
+        from serving.evaluate import read_record_images
+        try:
+            found = read_record_images(args.records, args.limit)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"fashion predict: error: {err}", file=sys.stderr)
+            return 2, None
+        names = [name for name, _ in found] + names
+        images = [image for _, image in found]
+    if not names:
+        print("fashion predict: error: give image files or --records", file=sys.stderr)
+        return 2, None
+    for path in args.images:
+        try:
+            with open(path, "rb") as handle:
+                images.append(handle.read())
+        except OSError as err:
+            print(f"fashion predict: error: cannot read {path}: {err.strerror}", file=sys.stderr)
+            return 2, None
+    token = ca = None
+    try:
+        if args.token_file:
+            with open(args.token_file) as handle:
+                token = handle.read().strip()
+        if args.ca_file:
+            with open(args.ca_file, "rb") as handle:
+                ca = handle.read()
+    except OSError as err:
+        print(f"fashion predict: error: {err.filename}: {err.strerror}", file=sys.stderr)
+        return 2, None
+    protocol = "rest" if args.rest else "grpc"
+    try:
+        with ServingClient(args.server, protocol, token, ca, args.timeout) as client:
+            if args.wait:
+                client.wait_until_available(args.model, args.wait)
+            answers = client.predict_images(args.model, images, args.top_k, args.signature,
+                                            args.version, args.label)
+    except (ServingClientError, TimeoutError, OSError) as err:
+        print(f"fashion predict: error: {err}", file=sys.stderr)
+        return 1, None
+    for path, answer in zip(names, answers):
+        answer["image"] = path
+    text = "\n".join(f"{a['image']}: {a['top_class']} ({a['top_score']:.3f}); top "
+                     f"{len(a['top_k'])}: " + ", ".join(f"{c} {p:.3f}" for c, p in a["top_k"])
+                     for a in answers)
+    return 0, _render(args, {"model": args.model, "server": args.server,
+                             "protocol": protocol, "predictions": answers}, text)
 
 
 def cmd_evaluate(args) -> int:
@@ -219,6 +280,28 @@ def build_parser() -> argparse.ArgumentParser:
                             "flags)")
     s.add_argument("flags", nargs=argparse.REMAINDER)
     s.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("predict", help="send image files to a served model and print its "
+                                       "ranked classes (gRPC or REST)")
+    p.add_argument("images", nargs="*", help="encoded image files (JPEG/PNG/GIF/BMP)")
+    p.add_argument("--records", default=None,
+                   help="also send the images of catalog TFRecords matching this glob")
+    p.add_argument("--limit", type=int, default=1, help="images to take from --records")
+    p.add_argument("--server", default="127.0.0.1:8500",
+                   help="host:port of the gRPC API (or of the REST API with --rest)")
+    p.add_argument("--rest", action="store_true", help="use the REST API instead of gRPC")
+    p.add_argument("--model", default="category", help="served model name")
+    p.add_argument("--version", type=int, default=None, help="model version (default: latest)")
+    p.add_argument("--label", default=None, help="model version label, e.g. stable")
+    p.add_argument("--signature", default="serving_images", help="signature taking the bytes")
+    p.add_argument("--top-k", type=int, default=5, help="classes to list per image")
+    p.add_argument("--wait", type=float, default=0.0,
+                   help="wait up to this many seconds for the model to become AVAILABLE")
+    p.add_argument("--timeout", type=float, default=30.0, help="per-request timeout (s)")
+    p.add_argument("--token-file", default=None, help="file with the server's bearer token")
+    p.add_argument("--ca-file", default=None, help="PEM root certificate: use TLS")
+    p.add_argument("--json", action="store_true", help="print the answers as JSON")
+    p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="compute a family's metrics for a pushed model")
     e.add_argument("--family", default="category", choices=("category",))

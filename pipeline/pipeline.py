@@ -14,6 +14,7 @@ from tfx import v1 as tfx
 
 from components.anomaly_gate.component import AnomalyGate
 from components.catalog_import.spans import split_input_pattern
+from components.infra_validator.component import ServingInfraValidator
 from pipeline_config import PipelineConfig
 from schemas import features as F
 
@@ -85,8 +86,12 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
         eval_config=category_eval_config(config.category.accuracy_threshold),
         example_splits=["eval"],
     ).with_id("CategoryEvaluator")
+    infra_validator = ServingInfraValidator(
+        model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
+    ).with_id("CategoryInfraValidator")
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=config.serving_model_dir("category"))),
@@ -99,7 +104,7 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
             tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
             if local_metadata else None),
         components=[example_gen, statistics_gen, schema_gen, example_validator, gate, transform,
-                    trainer, evaluator, pusher],
+                    trainer, evaluator, infra_validator, pusher],
         enable_cache=enable_cache,
         beam_pipeline_args=config.beam.args(),
     )

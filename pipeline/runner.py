@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import time
 from typing import Callable, Optional
@@ -49,6 +50,8 @@ def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
     pushed = sorted(set(glob.glob(os.path.join(serving_dir, "*"))) - before)
     return {
         "evaluation": {"category": latest_evaluation(config.pipeline_root, "CategoryEvaluator")},
+        "infra_validation": {"category": latest_infra_validation(config.pipeline_root,
+                                                                 "CategoryInfraValidator")},
         "profile": config.profile,
         "workspace": config.workspace_dir,
         "catalog_root": config.catalog_root,
@@ -57,6 +60,21 @@ def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
         "pushed_models": {"category": pushed[-1] if pushed else None},
         "seconds": round(time.monotonic() - start, 1),
     }
+
+
+def latest_infra_validation(pipeline_root: str, validator_id: str) -> Optional[dict]:
+    """The report of an infra validator's newest execution (``blessed``, ``reason``, ...)."""
+    runs = glob.glob(os.path.join(pipeline_root, validator_id, "blessing", "*"))
+    runs = [r for r in runs if os.path.basename(r).isdigit()]
+    if not runs:
+        return None
+    newest = max(runs, key=lambda r: int(os.path.basename(r)))
+    for marker in ("INFRA_BLESSED", "INFRA_NOT_BLESSED"):
+        path = os.path.join(newest, marker)
+        if os.path.exists(path):
+            with open(path) as handle:
+                return json.load(handle)
+    return None
 
 
 def latest_evaluation(pipeline_root: str, evaluator_id: str) -> Optional[dict]:

@@ -38,6 +38,9 @@ BBOX_KEYS = (BBOX_XMIN, BBOX_YMIN, BBOX_XMAX, BBOX_YMAX)
 OD_API_REQUIRED_KEYS = (IMAGE_ENCODED, IMAGE_FORMAT, IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_SOURCE_ID)
 # Features a serving request carries; everything else is a label (TRAINING environment only).
 SERVING_KEYS = (IMAGE_ENCODED,)
+# Largest image (width x height) accepted anywhere, at import and at serving: a bigger
+# declared size is treated as a decompression bomb and refused before any pixel is decoded.
+MAX_IMAGE_PIXELS = 40_000_000
 
 # --- vocabularies -----------------------------------------------------------------------------
 UPPER_BODY = "upper_body"

@@ -74,6 +74,31 @@ def classification_metrics(labels: list[str], scores: np.ndarray, class_names: l
     return result
 
 
+def record_dataset(data_pattern: str):
+    """A ``tf.data.TFRecordDataset`` of the (optionally gzipped) files matching the glob."""
+    import tensorflow as tf
+    files = sorted(glob.glob(data_pattern))
+    if not files:
+        raise FileNotFoundError(f"no files match {data_pattern}")
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    return tf.data.TFRecordDataset(files, compression_type=compression)
+
+
+def read_record_images(data_pattern: str, limit: int) -> list[tuple[str, bytes]]:
+    """``(source id, encoded image)`` of the first ``limit`` records matching the glob."""
+    import tensorflow as tf
+    found = []
+    for record in record_dataset(data_pattern).take(limit):
+        parsed = tf.io.parse_single_example(record, {
+            F.IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string),
+            F.IMAGE_SOURCE_ID: tf.io.FixedLenFeature([], tf.string, default_value=b"")})
+        name = parsed[F.IMAGE_SOURCE_ID].numpy().decode() or f"record {len(found)}"
+        found.append((name, parsed[F.IMAGE_ENCODED].numpy()))
+    if not found:
+        raise ValueError(f"no record in {data_pattern}")
+    return found
+
+
 def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 64,
              progress: Optional[Callable[[int], None]] = None) -> dict:
     """Computes ``family``'s metrics for the model at ``model_path`` on ``data_pattern``."""
@@ -81,14 +106,10 @@ def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 
         raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
     import tensorflow as tf
     export_dir = latest_version(model_path)
-    files = sorted(glob.glob(data_pattern))
-    if not files:
-        raise FileNotFoundError(f"no files match {data_pattern}")
+    dataset = record_dataset(data_pattern).batch(batch_size)
     model = tf.saved_model.load(export_dir)
     serve = model.signatures["serving_default"]
     labels, all_scores, class_names, skipped = [], [], None, 0
-    compression = "GZIP" if files[0].endswith(".gz") else ""
-    dataset = tf.data.TFRecordDataset(files, compression_type=compression).batch(batch_size)
     for batch in dataset:
         parsed = tf.io.parse_example(batch, {
             F.IMAGE_CLASS_TEXT: tf.io.VarLenFeature(tf.string)})

@@ -1,47 +1,57 @@
-"""TF Serving's gRPC API over :mod:`serving.model_manager` (the ``--port`` of ``fashion serve``).
+"""TF Serving's gRPC API (the ``--port`` and ``--grpc_socket_path`` of ``fashion serve``).
 
-Implemented: ``tensorflow.serving.PredictionService`` ``Predict`` and ``GetModelMetadata`` and
-``tensorflow.serving.ModelService`` ``GetModelStatus``, through the ``tensorflow-serving-api``
-stubs, so TF Serving clients work unchanged. Request tensors are checked before anything is
-allocated: dtype against the signature, non-negative dims, an element budget, and value counts
-(``tensor_content`` bytes or typed values) that match the declared shape.
+``tensorflow.serving.PredictionService``: Predict, Classify, Regress, MultiInference and
+GetModelMetadata; ``tensorflow.serving.ModelService``: GetModelStatus and
+HandleReloadConfigRequest; ``grpc.health.v1.Health`` (SERVING once every model has a loaded,
+warmed version). Clients use the ``tensorflow-serving-api`` stubs unchanged. Request tensors are
+checked before anything is allocated: dtype against the signature, non-negative dims, an element
+budget (a tighter one for strings, whose per-element cost is far above their wire size), and
+value counts (``tensor_content`` bytes or typed values) that match the declared shape. With a
+bearer token configured every call but the health check needs ``authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
 
+import hmac
+import time
 from concurrent import futures
-from typing import Optional
+from typing import Callable, Optional
 
 import grpc
 import numpy as np
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
+                                     get_model_status_pb2, inference_pb2, model_management_pb2,
                                      model_service_pb2_grpc, predict_pb2,
-                                     prediction_service_pb2_grpc)
+                                     prediction_service_pb2_grpc, regression_pb2)
 
-from serving.model_manager import ModelNotFound
+from serving.errors import InvalidRequest, ModelNotFound, ServingError
+from serving.inference import (CLASSIFY_METHOD, REGRESS_METHOD, InferenceService,
+                               serialized_examples)
 
 MAX_ELEMENTS = 64 * 1024 * 1024  # per input tensor
+MAX_STRING_ELEMENTS = 1024 * 1024  # per string input tensor
+PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 _ERROR_CODES = {"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "NOT_FOUND": 5}
 _STATES = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 _VALUE_FIELDS = ("half_val", "float_val", "double_val", "int_val", "string_val", "int64_val",
                  "bool_val", "dcomplex_val", "scomplex_val", "uint32_val", "uint64_val")
 
 
-class InvalidRequest(ValueError):
-    """Answered with INVALID_ARGUMENT."""
-
-
-def _resolve(models: dict, model_spec):
-    model = models.get(model_spec.name)
-    if model is None:
-        raise ModelNotFound(f"Servable not found for request: Latest({model_spec.name})")
+def _spec_args(model_spec) -> tuple:
     version = model_spec.version.value if model_spec.HasField("version") else None
-    label = model_spec.version_label or None
-    return model, *model.resolve(version, label)
+    return model_spec.name, version, model_spec.version_label or None
 
 
-def tensor_from_proto(name: str, proto, spec):
-    """Validated ``tf.Tensor`` for request input ``name`` against signature input ``spec``."""
+def _deadline(context) -> Optional[float]:
+    remaining = context.time_remaining()
+    if remaining is None or remaining > 1e8:  # no client deadline
+        return None
+    return time.monotonic() + remaining
+
+
+def array_from_proto(name: str, proto, spec) -> np.ndarray:
+    """Validated numpy array for request input ``name`` against signature input ``spec``."""
     import tensorflow as tf
     if proto.dtype != spec.dtype.as_datatype_enum:
         raise InvalidRequest(f"input {name!r}: expects {spec.dtype.name}, got "
@@ -49,11 +59,12 @@ def tensor_from_proto(name: str, proto, spec):
     dims = [d.size for d in proto.tensor_shape.dim]
     if any(d < 0 for d in dims):
         raise InvalidRequest(f"input {name!r}: negative dimension in {dims}")
+    budget = MAX_STRING_ELEMENTS if spec.dtype == tf.string else MAX_ELEMENTS
     elements = 1
     for d in dims:
         elements *= d
-        if elements > MAX_ELEMENTS:
-            raise InvalidRequest(f"input {name!r}: shape {dims} exceeds {MAX_ELEMENTS} elements")
+        if elements > budget:
+            raise InvalidRequest(f"input {name!r}: shape {dims} exceeds {budget} elements")
     if proto.tensor_content:
         expected = elements * spec.dtype.size
         if spec.dtype == tf.string or len(proto.tensor_content) != expected:
@@ -70,74 +81,148 @@ def tensor_from_proto(name: str, proto, spec):
                              f"{spec.shape.as_list()}")
     if elements == 0:
         raise InvalidRequest(f"input {name!r} is empty")
-    return tf.constant(tf.make_ndarray(proto), dtype=spec.dtype)
+    return tf.make_ndarray(proto)
+
+
+def _fill_classifications(result, classes, scores) -> None:
+    rows = (classes if classes is not None else scores).shape
+    for i in range(rows[0]):
+        entry = result.classifications.add()
+        for j in range(rows[1]):
+            item = entry.classes.add()
+            if classes is not None:
+                item.label = classes[i, j].decode("utf-8", "replace")
+            if scores is not None:
+                item.score = float(scores[i, j])
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Predict and GetModelMetadata."""
+    """Predict, Classify, Regress, MultiInference and GetModelMetadata."""
 
-    def __init__(self, models: dict):
-        self._models = models
+    def __init__(self, service: InferenceService):
+        self._service = service
+
+    def _serve(self, api: str, context, model_name: str, body: Callable):
+        try:
+            with self._service.observed(api, "GRPC", model_name):
+                return body()
+        except ServingError as err:
+            context.abort(getattr(grpc.StatusCode, err.grpc_code), str(err))
+        except Exception as err:  # noqa: BLE001 (the server stays up; the client learns why)
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
 
     def Predict(self, request, context):  # noqa: N802 (gRPC method names)
-        import tensorflow as tf
-        try:
-            model, version, servable = _resolve(self._models, request.model_spec)
-            signature_name = request.model_spec.signature_name or "serving_default"
-            if signature_name not in servable.signatures:
-                raise InvalidRequest(f"Serving signature name: \"{signature_name}\" not found "
-                                     "in signature def")
-            function = servable.signatures[signature_name]
-            specs = function.structured_input_signature[1]
-            unknown = sorted(set(request.inputs) - set(specs))
-            missing = sorted(set(specs) - set(request.inputs))
-            if unknown or missing:
-                raise InvalidRequest(f"unknown inputs {unknown}, missing inputs {missing}")
-            tensors = {k: tensor_from_proto(k, v, specs[k]) for k, v in request.inputs.items()}
-            try:
-                outputs = function(**tensors)
-            except (tf.errors.InvalidArgumentError, ValueError) as err:
-                raise InvalidRequest(getattr(err, "message", str(err)).splitlines()[0]) from None
-        except ModelNotFound as err:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(err))
-        except InvalidRequest as err:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name = model.name
-        response.model_spec.version.value = version
-        response.model_spec.signature_name = signature_name
-        for key in request.output_filter or outputs:
-            if key not in outputs:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown output {key!r}")
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(outputs[key])))
-        return response
+        def body():
+            signature = self._service.signature(*_spec_args(request.model_spec),
+                                                request.model_spec.signature_name)
+            specs = signature.input_specs
+            self._service.check_input_names(signature, request.inputs)
+            inputs = {k: array_from_proto(k, v, specs[k]) for k, v in request.inputs.items()}
+            outputs = self._service.predict(signature, inputs, _deadline(context))
+            response = predict_pb2.PredictResponse()
+            self._set_spec(response.model_spec, signature)
+            import tensorflow as tf
+            for key in request.output_filter or outputs:
+                if key not in outputs:
+                    raise InvalidRequest(f"output_filter names unknown output {key!r}")
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+            return response
+        return self._serve("predict", context, request.model_spec.name, body)
+
+    @staticmethod
+    def _set_spec(model_spec, signature) -> None:
+        model_spec.name = signature.model_name
+        model_spec.version.value = signature.version
+        model_spec.signature_name = signature.name
+
+    def Classify(self, request, context):  # noqa: N802
+        def body():
+            signature = self._service.signature(*_spec_args(request.model_spec),
+                                                request.model_spec.signature_name,
+                                                CLASSIFY_METHOD)
+            classes, scores = self._service.classify(
+                signature, serialized_examples(request.input), _deadline(context))
+            response = classification_pb2.ClassificationResponse()
+            self._set_spec(response.model_spec, signature)
+            _fill_classifications(response.result, classes, scores)
+            return response
+        return self._serve("classify", context, request.model_spec.name, body)
+
+    def Regress(self, request, context):  # noqa: N802
+        def body():
+            signature = self._service.signature(*_spec_args(request.model_spec),
+                                                request.model_spec.signature_name,
+                                                REGRESS_METHOD)
+            values = self._service.regress(signature, serialized_examples(request.input),
+                                           _deadline(context))
+            response = regression_pb2.RegressionResponse()
+            self._set_spec(response.model_spec, signature)
+            for value in values:
+                response.result.regressions.add().value = float(value)
+            return response
+        return self._serve("regress", context, request.model_spec.name, body)
+
+    def MultiInference(self, request, context):  # noqa: N802
+        def body():
+            if not request.tasks:
+                raise InvalidRequest("MultiInference needs at least one task")
+            names = {(t.model_spec.name, t.model_spec.version.value) for t in request.tasks}
+            if len(names) != 1:
+                raise InvalidRequest("all MultiInference tasks must name the same model and "
+                                     "version")
+            signatures = [t.model_spec.signature_name or "serving_default" for t in request.tasks]
+            if len(set(signatures)) != len(signatures):
+                raise InvalidRequest("MultiInference tasks must use distinct signatures")
+            examples = serialized_examples(request.input)
+            deadline = _deadline(context)
+            response = inference_pb2.MultiInferenceResponse()
+            for task in request.tasks:
+                if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD):
+                    raise InvalidRequest(f"unsupported MultiInference method_name "
+                                         f"{task.method_name!r}")
+                signature = self._service.signature(*_spec_args(task.model_spec),
+                                                    task.model_spec.signature_name,
+                                                    task.method_name)
+                result = response.results.add()
+                self._set_spec(result.model_spec, signature)
+                if task.method_name == CLASSIFY_METHOD:
+                    _fill_classifications(result.classification_result,
+                                          *self._service.classify(signature, examples, deadline))
+                else:
+                    for value in self._service.regress(signature, examples, deadline):
+                        result.regression_result.regressions.add().value = float(value)
+            return response
+        model_name = request.tasks[0].model_spec.name if request.tasks else ""
+        return self._serve("multi_inference", context, model_name, body)
 
     def GetModelMetadata(self, request, context):  # noqa: N802
-        if list(request.metadata_field) != ["signature_def"]:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          "metadata_field must be exactly ['signature_def']")
-        try:
-            model, version, _ = _resolve(self._models, request.model_spec)
-        except ModelNotFound as err:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(err))
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for key, value in model.signature_defs(version).items():
-            signature_map.signature_def[key].CopyFrom(value)
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = model.name
-        response.model_spec.version.value = version
-        response.metadata["signature_def"].Pack(signature_map)
-        return response
+        def body():
+            if list(request.metadata_field) != ["signature_def"]:
+                raise InvalidRequest("metadata_field must be exactly ['signature_def']")
+            name, version, label = _spec_args(request.model_spec)
+            model = self._service.model(name)
+            version, _ = model.resolve(version, label)
+            signature_map = get_model_metadata_pb2.SignatureDefMap()
+            for key, value in model.signature_defs(version).items():
+                signature_map.signature_def[key].CopyFrom(value)
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            response.model_spec.name = model.name
+            response.model_spec.version.value = version
+            response.metadata["signature_def"].Pack(signature_map)
+            return response
+        return self._serve("metadata", context, request.model_spec.name, body)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    """GetModelStatus."""
+    """GetModelStatus and HandleReloadConfigRequest."""
 
-    def __init__(self, models: dict):
-        self._models = models
+    def __init__(self, service: InferenceService,
+                 reload_config: Optional[Callable[[object], None]] = None):
+        self._service = service
+        self._reload_config = reload_config
 
     def GetModelStatus(self, request, context):  # noqa: N802
-        model = self._models.get(request.model_spec.name)
+        model = self._service.models.get(request.model_spec.name)
         try:
             if model is None:
                 raise ModelNotFound(f"Could not find any versions of model "
@@ -159,15 +244,82 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             entry.status.error_message = status.error_message
         return response
 
+    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+        if self._reload_config is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server cannot reload its config")
+        try:
+            self._reload_config(request.config)
+        except ServingError as err:
+            context.abort(getattr(grpc.StatusCode, err.grpc_code), str(err))
+        return model_management_pb2.ReloadConfigResponse()
 
-def make_grpc_server(models: dict, host: str = "127.0.0.1", port: int = 8500,
-                     max_workers: int = 16) -> tuple[grpc.Server, int]:
-    """A gRPC server (not yet started) serving ``models`` and the port it bound."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
+
+class _BearerTokenInterceptor(grpc.ServerInterceptor):
+    """Refuses every call but the health check without ``authorization: Bearer <token>``."""
+
+    def __init__(self, token: str):
+        self._expected = f"Bearer {token}".encode()
+        self._deny = grpc.unary_unary_rpc_method_handler(
+            lambda request, context: context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                                   "missing or wrong bearer token"))
+
+    def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method.startswith("/grpc.health.v1.Health/"):
+            return continuation(handler_call_details)
+        given = dict(handler_call_details.invocation_metadata).get("authorization", "")
+        if hmac.compare_digest(given.encode(), self._expected):
+            return continuation(handler_call_details)
+        return self._deny
+
+
+class HealthReporter:
+    """Keeps ``grpc.health.v1`` statuses in line with the models' loaded versions."""
+
+    def __init__(self, servicer: health.HealthServicer):
+        self._servicer = servicer
+
+    def update(self, models: dict) -> None:
+        ready = {name: bool(model.loaded_versions()) for name, model in models.items()}
+        everything = bool(ready) and all(ready.values())
+        for name, up in ready.items():
+            self._servicer.set(name, health_pb2.HealthCheckResponse.SERVING if up else
+                               health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ("", PREDICTION_SERVICE):
+            self._servicer.set(name, health_pb2.HealthCheckResponse.SERVING if everything else
+                               health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def shutting_down(self) -> None:
+        self._servicer.enter_graceful_shutdown()
+
+
+def make_grpc_server(service: InferenceService, addresses: list[str], *, max_workers: int = 16,
+                     options: tuple = (), credentials=None, token: Optional[str] = None,
+                     reload_config: Optional[Callable] = None):
+    """A gRPC server (not yet started): ``(server, bound TCP port or None, HealthReporter)``.
+
+    ``addresses`` are ``host:port`` or ``unix:/path`` strings; ``credentials`` (from
+    ``grpc.ssl_server_credentials``) make the TCP port TLS.
+    """
+    interceptors = [_BearerTokenInterceptor(token)] if token else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+                                                    thread_name_prefix="fashion-grpc"),
+                         interceptors=interceptors, options=list(options))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(models), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(models), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"cannot bind gRPC to {host}:{port}")
-    return server, bound
+        PredictionServicer(service), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        ModelServicer(service, reload_config), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reporter = HealthReporter(health_servicer)
+    reporter.update(service.models)
+    tcp_port = None
+    for address in addresses:
+        if credentials is not None and not address.startswith("unix:"):
+            bound = server.add_secure_port(address, credentials)
+        else:
+            bound = server.add_insecure_port(address)
+        if bound == 0:
+            raise OSError(f"cannot bind gRPC to {address}")
+        if not address.startswith("unix:"):
+            tcp_port = bound
+    return server, tcp_port, reporter

@@ -8,8 +8,8 @@ an old one is unloaded, and a version that fails to load leaves the old one serv
 reported with its error. A version folder is loaded only once it is complete (its SavedModel
 graph and every variables shard are present), so a half-copied push is never served.
 
-Loading goes through an injectable ``loader`` (default ``tf.saved_model.load``), so the
-policy logic is tested without TensorFlow.
+Loading goes through an injectable ``loader`` (default: ``tf.saved_model.load`` followed by the
+version's TF Serving warm-up requests), so the policy logic is tested without TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ import re
 import threading
 from typing import Callable, Optional
 
+from serving.errors import ModelNotFound
+
 # The names of tensorflow.serving.ModelVersionStatus.State.
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
 _SHARD = re.compile(r"^variables\.data-(\d+)-of-(\d+)$")
-
-
-class ModelNotFound(LookupError):
-    """Unknown model, version or label (TF Serving answers NOT_FOUND)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +93,17 @@ def list_versions(base_path: str) -> dict[int, str]:
 
 
 def _default_loader(path: str):
-    import tensorflow as tf
-    return tf.saved_model.load(path)
+    from serving.warmup import load_servable
+    return load_servable(path)
+
+
+def read_signature_defs(export_dir: str) -> dict:
+    """The ``SignatureDef`` protos of a SavedModel (without TF's internal ``__`` ones)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as handle:
+        saved = saved_model_pb2.SavedModel.FromString(handle.read())
+    return {k: v for k, v in saved.meta_graphs[0].signature_def.items()
+            if not k.startswith("__")}
 
 
 class ServedModel:
@@ -115,9 +122,15 @@ class ServedModel:
         self._status: dict[int, VersionStatus] = {}
         self._failed_paths: dict[int, float] = {}  # version -> mtime of the failed attempt
         self._paths: dict[int, str] = {}
+        self._signature_defs: dict[int, dict] = {}
+        self._poll_lock = threading.Lock()  # one poll (or reload) at a time
 
     def poll(self) -> None:
         """Brings the loaded versions in line with the folders and the policy."""
+        with self._poll_lock:
+            self._poll()
+
+    def _poll(self) -> None:
         available = list_versions(self.base_path)
         wanted = self.policy.select(list(available))
         for version in wanted:
@@ -136,6 +149,7 @@ class ServedModel:
             with self._lock:
                 self._servables[version] = servable
                 self._paths[version] = available[version]
+                self._signature_defs.pop(version, None)
             self._failed_paths.pop(version, None)
             self._set(version, AVAILABLE)
         wanted_loaded = [v for v in wanted if v in self._servables]
@@ -147,7 +161,28 @@ class ServedModel:
             self._set(version, UNLOADING)
             with self._lock:
                 del self._servables[version]
+                self._signature_defs.pop(version, None)
             self._set(version, END)
+
+    def reconfigure(self, policy: VersionPolicy, labels: dict) -> None:
+        """Takes a new version policy and labels (a config reload); the next poll applies them."""
+        with self._lock:
+            self.policy = policy
+            self.labels = dict(labels)
+
+    def unload_all(self) -> None:
+        """Unloads every version (the model left the config)."""
+        with self._poll_lock:
+            for version in sorted(self._servables):
+                self._set(version, UNLOADING)
+                with self._lock:
+                    del self._servables[version]
+                    self._signature_defs.pop(version, None)
+                self._set(version, END)
+
+    def loaded_versions(self) -> list[int]:
+        with self._lock:
+            return sorted(self._servables)
 
     def _set(self, version: int, state: str, code: str = "OK", message: str = "") -> None:
         with self._lock:
@@ -162,16 +197,21 @@ class ServedModel:
 
     def signature_defs(self, version: int) -> dict:
         """The ``SignatureDef`` protos of a loaded version, read from its ``saved_model.pb``."""
-        from tensorflow.core.protobuf import saved_model_pb2
-        with open(os.path.join(self.version_path(version), "saved_model.pb"), "rb") as handle:
-            saved = saved_model_pb2.SavedModel.FromString(handle.read())
-        return {k: v for k, v in saved.meta_graphs[0].signature_def.items()
-                if not k.startswith("__")}
+        path = self.version_path(version)
+        with self._lock:
+            cached = self._signature_defs.get(version)
+        if cached is None:
+            cached = read_signature_defs(path)
+            with self._lock:
+                self._signature_defs[version] = cached
+        return cached
 
     def statuses(self, version: Optional[int] = None) -> list[VersionStatus]:
         """Status of every known version (or of one); raises ModelNotFound for unknown ones."""
         with self._lock:
             if version is None:
+                if not self._status:
+                    raise ModelNotFound(f"Could not find any versions of model {self.name}")
                 return [dataclasses.replace(s) for _, s in sorted(self._status.items())]
             if version not in self._status:
                 raise ModelNotFound(f"Could not find version {version} of model {self.name}")

@@ -1,54 +1,97 @@
 """``fashion serve``: a TF-Serving-compatible model server (gRPC + REST, version watching).
 
-It takes ``tensorflow_model_server``'s flags with the same names and meanings. Flags this slice
-does not implement yet are refused with a clear message rather than silently ignored, and
-unknown flags fail. Models come from ``--model_config_file`` (TF Serving's ``ModelServerConfig``
-text proto: name, base_path, model_version_policy, version_labels) or from ``--model_name`` and
-``--model_base_path``. A background thread polls the base paths every
-``--file_system_poll_wait_seconds`` and swaps versions without dropping requests.
+It takes ``tensorflow_model_server``'s flags with the same names and meanings and reads the same
+text-proto files (``--model_config_file``, ``--batching_parameters_file``,
+``--monitoring_config_file``, ``--ssl_config_file``). Flags of that binary it does not implement
+are refused with a clear message rather than silently ignored, and unknown flags fail. Three
+flags are this server's own (``--auth_token_file``, ``--max_request_bytes``,
+``--max_concurrent_requests``). A background thread polls the models' base paths every
+``--file_system_poll_wait_seconds`` and swaps versions without dropping requests; with
+``--model_config_file_poll_wait_seconds`` the config file itself is re-read too, and
+``HandleReloadConfigRequest`` replaces it over gRPC.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
+import ssl
 import sys
+import tempfile
 import threading
 from typing import Optional
 
-from serving.model_manager import ServedModel, VersionPolicy
+from serving.batching import BatchingOptions, Runner
+from serving.config_files import (ConfigError, ModelSpec, SslSettings, model_specs_from_proto,
+                                  read_batching_parameters, read_model_config,
+                                  read_monitoring_config, read_ssl_config)
+from serving.errors import InvalidRequest
+from serving.model_manager import ServedModel
+
+__all__ = ["FLAGS", "FlagError", "ModelServer", "ModelSpec", "ServerOptions", "main",
+           "model_specs", "options_from_flags", "parse_flags", "read_model_config"]
+
+
+def _bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(value)
+
+
+_bool.__name__ = "bool"
 
 # tensorflow_model_server flags implemented here: name -> (type, default, help).
 FLAGS = {
     "port": (int, 8500, "port of the gRPC API (0 disables it)"),
+    "grpc_socket_path": (str, "", "also serve gRPC on this UNIX socket"),
+    "grpc_channel_arguments": (str, "", "gRPC server arguments: key=value,key=value"),
+    "grpc_max_threads": (int, 16, "threads answering gRPC calls"),
     "rest_api_port": (int, 8501, "port of the REST API (0 disables it)"),
     "rest_api_host": (str, "127.0.0.1", "address the REST and gRPC APIs bind to"),
+    "rest_api_num_threads": (int, 32, "concurrent REST requests (more are answered 429)"),
+    "rest_api_timeout_in_ms": (int, 30000, "REST request timeout (504 past it; 0: none)"),
     "model_name": (str, "default", "name of the single model (with --model_base_path)"),
     "model_base_path": (str, "", "folder of numbered SavedModel versions"),
     "model_config_file": (str, "", "ModelServerConfig text proto with one or more models"),
+    "model_config_file_poll_wait_seconds": (int, 0, "seconds between re-reads of "
+                                            "--model_config_file (0: read once)"),
     "file_system_poll_wait_seconds": (int, 1, "seconds between polls for new versions"),
+    "enable_batching": (_bool, False, "batch concurrent requests on the server"),
+    "batching_parameters_file": (str, "", "BatchingParameters text proto"),
+    "enable_model_warmup": (_bool, True, "replay assets.extra/tf_serving_warmup_requests "
+                            "before a version is AVAILABLE"),
+    "monitoring_config_file": (str, "", "MonitoringConfig text proto (Prometheus endpoint "
+                               "on the REST port)"),
+    "ssl_config_file": (str, "", "SSLConfig text proto: TLS for gRPC and REST"),
+    "tensorflow_intra_op_parallelism": (int, 0, "TF intra-op threads (0: TF's choice)"),
+    "tensorflow_inter_op_parallelism": (int, 0, "TF inter-op threads (0: TF's choice)"),
+    # This server's own flags (not tensorflow_model_server's).
+    "auth_token_file": (str, "", "file holding a bearer token every request must carry "
+                        "(not the health check)"),
+    "max_request_bytes": (int, 64 * 1024 * 1024, "largest gRPC message or REST body"),
+    "max_concurrent_requests": (int, 64, "requests in flight before RESOURCE_EXHAUSTED / 429"),
 }
-# tensorflow_model_server flags recognised but not implemented by this slice yet.
-NOT_YET = ("grpc_socket_path", "grpc_channel_arguments", "enable_batching",
-           "batching_parameters_file", "monitoring_config_file", "rest_api_timeout_in_ms",
-           "model_config_file_poll_wait_seconds", "rest_api_num_threads", "ssl_config_file",
-           "tensorflow_session_parallelism", "enable_model_warmup")
+# tensorflow_model_server flags recognised but not implemented here.
+NOT_SUPPORTED = ("platform_config_file", "saved_model_tags", "per_process_gpu_memory_fraction",
+                 "tensorflow_session_parallelism", "enable_signature_method_name_check",
+                 "allow_version_labels_for_unavailable_models", "use_tflite_model",
+                 "prefer_tflite_model", "num_load_threads", "num_unload_threads",
+                 "max_num_load_retries", "load_retry_interval_micros",
+                 "flush_filesystem_caches", "remove_unused_fields_from_bundle_metagraph",
+                 "xla_cpu_compilation_enabled", "enable_profiler", "mixed_precision")
 
 
 class FlagError(ValueError):
-    """A command-line flag is unknown, malformed or not supported yet."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    base_path: str
-    policy: VersionPolicy = VersionPolicy()
-    labels: tuple = ()
+    """A command-line flag is unknown, malformed or not supported."""
 
 
 def parse_flags(argv: list[str]) -> dict:
-    """Parses ``--flag=value`` / ``--flag value`` like tensorflow_model_server does."""
+    """Parses ``--flag=value`` / ``--flag value`` (and bare ``--bool_flag``) like
+    tensorflow_model_server does."""
     values = {name: default for name, (_, default, _) in FLAGS.items()}
     items = list(argv)
     while items:
@@ -56,17 +99,19 @@ def parse_flags(argv: list[str]) -> dict:
         if not item.startswith("--"):
             raise FlagError(f"unexpected argument {item!r}; flags look like --name=value")
         name, has_value, value = item[2:].partition("=")
-        if name in NOT_YET:
+        if name in NOT_SUPPORTED:
             raise FlagError(f"--{name} is a tensorflow_model_server flag that fashion serve "
-                            "does not support yet")
+                            "does not support")
         if name not in FLAGS:
-            raise FlagError(f"unknown flag --{name}; supported: "
-                            + ", ".join(f"--{n}" for n in FLAGS))
-        if not has_value:
-            if not items:
-                raise FlagError(f"--{name} needs a value")
-            value = items.pop(0)
+            raise FlagError(f"unknown flag --{name}; run `fashion serve --help` for the list")
         kind = FLAGS[name][0]
+        if not has_value:
+            if kind is _bool:
+                value = "true"
+            elif not items:
+                raise FlagError(f"--{name} needs a value")
+            else:
+                value = items.pop(0)
         try:
             values[name] = kind(value)
         except ValueError:
@@ -79,76 +124,245 @@ def model_specs(flags: dict) -> list[ModelSpec]:
     if flags["model_config_file"]:
         if flags["model_base_path"]:
             raise FlagError("give --model_config_file or --model_base_path, not both")
-        return read_model_config(flags["model_config_file"])
+        try:
+            return read_model_config(flags["model_config_file"])
+        except ConfigError as err:
+            raise FlagError(str(err)) from None
     if not flags["model_base_path"]:
         raise FlagError("--model_base_path (or --model_config_file) is required")
     return [ModelSpec(flags["model_name"], flags["model_base_path"])]
 
 
-def read_model_config(path: str) -> list[ModelSpec]:
-    """Reads a TF Serving ``ModelServerConfig`` text proto (``model_config_list``)."""
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
-    config = model_server_config_pb2.ModelServerConfig()
-    with open(path) as handle:
+def _channel_arguments(text: str) -> list[tuple]:
+    arguments = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, has_value, value = item.partition("=")
+        if not has_value or not key:
+            raise FlagError(f"--grpc_channel_arguments: {item!r} is not key=value")
+        arguments.append((key, int(value) if value.lstrip("-").isdigit() else value))
+    return arguments
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """Everything but the model list that shapes a :class:`ModelServer`."""
+
+    host: str = "127.0.0.1"
+    grpc_port: int = 0
+    grpc_socket_path: str = ""
+    grpc_threads: int = 16
+    grpc_arguments: tuple = ()
+    rest_port: int = 0
+    rest_threads: int = 32
+    rest_timeout_seconds: Optional[float] = 30.0
+    poll_seconds: float = 1.0
+    config_file: str = ""
+    config_poll_seconds: float = 0.0
+    batching: Optional[BatchingOptions] = None
+    warmup: bool = True
+    metrics_path: Optional[str] = None
+    ssl: Optional[SslSettings] = None
+    token: Optional[str] = None
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_concurrent: int = 64
+
+
+def options_from_flags(flags: dict) -> ServerOptions:
+    """Checks the flags and reads the files they name; raises FlagError with the reason."""
+    try:
+        batching = None
+        if flags["enable_batching"]:
+            batching = (read_batching_parameters(flags["batching_parameters_file"])
+                        if flags["batching_parameters_file"] else BatchingOptions())
+        elif flags["batching_parameters_file"]:
+            raise FlagError("--batching_parameters_file needs --enable_batching")
+        metrics_path = (read_monitoring_config(flags["monitoring_config_file"])
+                        if flags["monitoring_config_file"] else None)
+        ssl_settings = (read_ssl_config(flags["ssl_config_file"])
+                        if flags["ssl_config_file"] else None)
+    except ConfigError as err:
+        raise FlagError(str(err)) from None
+    token = None
+    if flags["auth_token_file"]:
         try:
-            text_format.Parse(handle.read(), config)
-        except text_format.ParseError as err:
-            raise FlagError(f"{path}: {err}") from None
-    specs = []
-    for model in config.model_config_list.config:
-        if not model.name or not model.base_path:
-            raise FlagError(f"{path}: every model needs a name and a base_path")
-        policy = model.model_version_policy
-        choice = policy.WhichOneof("policy_choice")
-        if choice == "all":
-            version_policy = VersionPolicy("all")
-        elif choice == "specific":
-            version_policy = VersionPolicy("specific", versions=tuple(policy.specific.versions))
-        else:
-            version_policy = VersionPolicy("latest", policy.latest.num_versions or 1)
-        specs.append(ModelSpec(model.name, model.base_path, version_policy,
-                               tuple(sorted(model.version_labels.items()))))
-    if not specs:
-        raise FlagError(f"{path}: no model in model_config_list")
-    return specs
+            with open(flags["auth_token_file"]) as handle:
+                token = handle.read().strip()
+        except OSError as err:
+            raise FlagError(f"--auth_token_file: {err.strerror}") from None
+        if not token:
+            raise FlagError("--auth_token_file is empty")
+    for name in ("grpc_max_threads", "rest_api_num_threads", "max_request_bytes",
+                 "max_concurrent_requests", "file_system_poll_wait_seconds"):
+        if flags[name] < 1:
+            raise FlagError(f"--{name} must be >= 1")
+    if metrics_path and not flags["rest_api_port"]:
+        raise FlagError("--monitoring_config_file needs --rest_api_port (metrics are served "
+                        "on the REST port)")
+    arguments = _channel_arguments(flags["grpc_channel_arguments"])
+    if not any(key == "grpc.max_receive_message_length" for key, _ in arguments):
+        arguments.append(("grpc.max_receive_message_length", flags["max_request_bytes"]))
+    return ServerOptions(
+        host=flags["rest_api_host"], grpc_port=flags["port"],
+        grpc_socket_path=flags["grpc_socket_path"], grpc_threads=flags["grpc_max_threads"],
+        grpc_arguments=tuple(arguments), rest_port=flags["rest_api_port"],
+        rest_threads=flags["rest_api_num_threads"],
+        rest_timeout_seconds=flags["rest_api_timeout_in_ms"] / 1000 or None,
+        poll_seconds=flags["file_system_poll_wait_seconds"],
+        config_file=flags["model_config_file"],
+        config_poll_seconds=flags["model_config_file_poll_wait_seconds"], batching=batching,
+        warmup=flags["enable_model_warmup"], metrics_path=metrics_path, ssl=ssl_settings,
+        token=token, max_request_bytes=flags["max_request_bytes"],
+        max_concurrent=flags["max_concurrent_requests"])
+
+
+def _rest_ssl_context(settings: SslSettings) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # load_cert_chain only reads files: write the PEM text to a private temporary file.
+    with tempfile.TemporaryDirectory() as folder:
+        cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+        for path, text in ((cert, settings.server_cert), (key, settings.server_key)):
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+                handle.write(text)
+        context.load_cert_chain(cert, key)
+    if settings.client_verify:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=settings.custom_ca)
+    return context
 
 
 class ModelServer:
-    """Serves ``specs`` over REST, polling their base paths in the background."""
+    """Serves ``specs`` over gRPC and REST, polling their base paths in the background."""
 
-    def __init__(self, specs: list[ModelSpec], rest_host: str = "127.0.0.1",
-                 rest_port: int = 8501, poll_seconds: float = 1.0, grpc_port: int = 0):
-        self.models = {s.name: ServedModel(s.name, s.base_path, s.policy, dict(s.labels))
-                       for s in specs}
-        self._poll_seconds = poll_seconds
+    def __init__(self, specs: list[ModelSpec], options: ServerOptions = ServerOptions(),
+                 loader=None):
+        from serving.inference import InferenceService
+        from serving.metrics import ServingMetrics
+        self.options = options
+        self._loader = loader
+        self.models: dict[str, ServedModel] = {}
+        self._models_lock = threading.Lock()
+        for spec in specs:
+            self.models[spec.name] = self._served_model(spec)
+        self._specs = list(specs)
+        self.metrics = ServingMetrics(lambda: dict(self.models))
+        runner = Runner(options.batching, options.max_concurrent,
+                        on_batch=self.metrics.observe_batch)
+        self.service = InferenceService(self.models, runner, self.metrics)
         self._stop = threading.Event()
         self._rest = None
-        self._rest_address = (rest_host, rest_port)
-        self._grpc_port = grpc_port
         self._grpc = None
+        self._health = None
         self.grpc_port: Optional[int] = None
         self._threads: list[threading.Thread] = []
 
+    def _served_model(self, spec: ModelSpec) -> ServedModel:
+        if self._loader is not None:
+            loader = self._loader
+        else:
+            from serving.warmup import load_servable
+
+            def loader(path):
+                return load_servable(path, warmup=self.options.warmup)
+        return ServedModel(spec.name, spec.base_path, spec.policy, dict(spec.labels), loader)
+
     def poll(self) -> None:
-        for model in self.models.values():
+        """One round of version polling, then health and batch-queue bookkeeping."""
+        with self._models_lock:
+            models = list(self.models.values())
+        for model in models:
             model.poll()
+        self._after_change()
+
+    def _after_change(self) -> None:
+        with self._models_lock:
+            live = {(name, v) for name, m in self.models.items() for v in m.loaded_versions()}
+        self.service.runner.prune(live)
+        if self._health is not None:
+            self._health.update(dict(self.models))
+
+    def reload(self, specs: list[ModelSpec]) -> None:
+        """Serves exactly ``specs`` from now on (TF Serving's config reload semantics): new
+        models are loaded before this returns, removed ones unloaded, changed policies applied."""
+        with self._models_lock:
+            current = dict(self.models)
+        replaced = []
+        for spec in specs:
+            model = current.get(spec.name)
+            if model is not None and model.base_path == spec.base_path:
+                model.reconfigure(spec.policy, dict(spec.labels))
+                model.poll()
+                continue
+            fresh = self._served_model(spec)
+            fresh.poll()  # load before it replaces the old base path's versions
+            with self._models_lock:
+                self.models[spec.name] = fresh
+            if model is not None:
+                replaced.append(model)
+        wanted = {s.name for s in specs}
+        with self._models_lock:
+            for name in [n for n in self.models if n not in wanted]:
+                replaced.append(self.models.pop(name))
+        for model in replaced:
+            model.unload_all()
+        self._specs = list(specs)
+        self._after_change()
+
+    def reload_proto(self, config) -> None:
+        """``HandleReloadConfigRequest``: reload from a ``ModelServerConfig`` message."""
+        try:
+            specs = model_specs_from_proto(config, "ReloadConfigRequest")
+        except ConfigError as err:
+            raise InvalidRequest(str(err)) from None
+        self.reload(specs)
 
     def _poll_loop(self):
-        while not self._stop.wait(self._poll_seconds):
+        while not self._stop.wait(self.options.poll_seconds):
             self.poll()
+
+    def _config_loop(self):
+        while not self._stop.wait(self.options.config_poll_seconds):
+            try:
+                specs = read_model_config(self.options.config_file)
+            except ConfigError as err:
+                print(f"fashion serve: keeping the current models: {err}", file=sys.stderr)
+                continue
+            if specs != self._specs:
+                self.reload(specs)
 
     def start(self) -> None:
         from serving import rest
         self.poll()
         self._threads.append(threading.Thread(target=self._poll_loop, daemon=True))
-        if self._rest_address[1] != 0:
-            self._rest = rest.make_server(self.models, *self._rest_address)
+        if self.options.config_file and self.options.config_poll_seconds > 0:
+            self._threads.append(threading.Thread(target=self._config_loop, daemon=True))
+        options = self.options
+        if options.rest_port != 0:
+            api = rest.RestApi(self.service, options.rest_timeout_seconds, options.token,
+                               options.metrics_path, options.max_request_bytes)
+            self._rest = rest.make_server(
+                api, options.host, options.rest_port, options.rest_threads,
+                _rest_ssl_context(options.ssl) if options.ssl else None)
             self._threads.append(threading.Thread(target=self._rest.serve_forever, daemon=True))
-        if self._grpc_port != 0:
+        if options.grpc_port != 0 or options.grpc_socket_path:
+            import grpc
+
             from serving.grpc_service import make_grpc_server
-            self._grpc, self.grpc_port = make_grpc_server(self.models, self._rest_address[0],
-                                                          self._grpc_port)
+            addresses = []
+            if options.grpc_port != 0:
+                addresses.append(f"{options.host}:{options.grpc_port}")
+            if options.grpc_socket_path:
+                addresses.append(f"unix:{options.grpc_socket_path}")
+            credentials = None
+            if options.ssl:
+                credentials = grpc.ssl_server_credentials(
+                    [(options.ssl.server_key.encode(), options.ssl.server_cert.encode())],
+                    root_certificates=options.ssl.custom_ca.encode() or None,
+                    require_client_auth=options.ssl.client_verify)
+            self._grpc, self.grpc_port, self._health = make_grpc_server(
+                self.service, addresses, max_workers=options.grpc_threads,
+                options=options.grpc_arguments, credentials=credentials, token=options.token,
+                reload_config=self.reload_proto)
+            self._health.update(dict(self.models))
             self._grpc.start()
         for thread in self._threads:
             thread.start()
@@ -160,6 +374,8 @@ class ModelServer:
     def stop(self) -> None:
         """Stops polling; in-flight gRPC (10 s grace) and REST requests finish first."""
         self._stop.set()
+        if self._health is not None:
+            self._health.shutting_down()
         if self._grpc:
             self._grpc.stop(grace=10).wait()
         if self._rest:
@@ -169,12 +385,24 @@ class ModelServer:
 
 def help_text() -> str:
     lines = ["usage: fashion serve --model_base_path=DIR [--model_name=NAME] | "
-             "--model_config_file=FILE [--rest_api_port=8501]", "",
-             "tensorflow_model_server flags supported so far:"]
+             "--model_config_file=FILE [--port=8500] [--rest_api_port=8501] ...", "",
+             "tensorflow_model_server flags (same names and meanings), then this server's own:"]
     lines += [f"  --{name} (default {default!r}): {text}"
               for name, (_, default, text) in FLAGS.items()]
-    lines.append("recognised but not supported yet: " + ", ".join(f"--{n}" for n in NOT_YET))
+    lines.append("tensorflow_model_server flags refused: "
+                 + ", ".join(f"--{n}" for n in NOT_SUPPORTED))
     return "\n".join(lines)
+
+
+def _configure_tensorflow(flags: dict) -> None:
+    if flags["tensorflow_intra_op_parallelism"] or flags["tensorflow_inter_op_parallelism"]:
+        import tensorflow as tf
+        if flags["tensorflow_intra_op_parallelism"]:
+            tf.config.threading.set_intra_op_parallelism_threads(
+                flags["tensorflow_intra_op_parallelism"])
+        if flags["tensorflow_inter_op_parallelism"]:
+            tf.config.threading.set_inter_op_parallelism_threads(
+                flags["tensorflow_inter_op_parallelism"])
 
 
 def main(argv: list[str]) -> int:
@@ -182,17 +410,23 @@ def main(argv: list[str]) -> int:
     try:
         flags = parse_flags(argv)
         specs = model_specs(flags)
+        options = options_from_flags(flags)
     except FlagError as err:
         print(f"fashion serve: error: {err}", file=sys.stderr)
         return 2
-    server = ModelServer(specs, flags["rest_api_host"], flags["rest_api_port"],
-                         flags["file_system_poll_wait_seconds"], grpc_port=flags["port"])
-    server.start()
+    _configure_tensorflow(flags)
+    server = ModelServer(specs, options)
+    try:
+        server.start()
+    except (OSError, RuntimeError, ssl.SSLError) as err:
+        print(f"fashion serve: error: cannot start: {err}", file=sys.stderr)
+        server.stop()
+        return 1
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     print(f"fashion serve: gRPC on port {server.grpc_port}, REST API on "
-          f"{flags['rest_api_host']}:{server.rest_port}; models: "
+          f"{options.host}:{server.rest_port}; models: "
           + ", ".join(f"{s.name} <- {s.base_path}" for s in specs), file=sys.stderr, flush=True)
     done.wait()
     server.stop()

@@ -7,6 +7,9 @@ Transform graph as training, so serving preprocessing cannot drift from training
                      read) → ``scores`` [batch, classes] float32, ``classes`` [batch, classes]
                      string, ``top_class`` [batch] string, ``top_score`` [batch] float32.
 ``serving_images``   ``images``: raw encoded image bytes (JPEG/PNG/GIF/BMP) → same outputs.
+``classify``         ``inputs``: serialized ``tf.Example`` → ``classes`` and ``scores`` only, with
+                     TF Serving's classify method name, so the gRPC ``Classify`` and
+                     ``MultiInference`` APIs and REST ``:classify`` work on it.
 ``transform_features`` ``examples`` → the transformed features, labels included (used by TFMA as
                      its preprocessing function to get labels).
 
@@ -21,14 +24,17 @@ from typing import Sequence
 import tensorflow as tf
 
 from schemas import features as F
+from serving.warmup import WARMUP_FILE
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
+CLASSIFY = "classify"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
 TRANSFORM_FEATURES = "transform_features"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "images"
 CLASS_NAMES_ASSET = "class_names.txt"
-WARMUP_FILE = "tf_serving_warmup_requests"  # the name TF Serving looks for in assets.extra
 
 
 def decode_transformed_image(png: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -71,6 +77,11 @@ class _ClassifierModule(tf.Module):
             examples, {F.IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string)})
         return self._classify(parsed)
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify(self, inputs):
+        outputs = self.serve_examples(inputs)
+        return {"classes": outputs["classes"], "scores": outputs["scores"]}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
     def serve_images(self, images):
         return self._classify({F.IMAGE_ENCODED: images})
@@ -81,14 +92,36 @@ class _ClassifierModule(tf.Module):
         return self.tft_layer(parsed)
 
 
+def set_signature_methods(export_dir: str, methods: dict) -> None:
+    """Sets the ``method_name`` of signatures in a saved ``saved_model.pb``.
+
+    ``tf.saved_model.save`` marks every signature as a Predict signature; TF Serving's
+    Classify/Regress APIs need ``tensorflow/serving/classify`` or ``.../regress``. TF's own loader
+    ignores the method name, so changing it keeps the model loadable everywhere.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+    path = os.path.join(export_dir, "saved_model.pb")
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        saved = saved_model_pb2.SavedModel.FromString(handle.read())
+    for meta_graph in saved.meta_graphs:
+        for name, method in methods.items():
+            if name not in meta_graph.signature_def:
+                raise KeyError(f"{export_dir} has no signature {name!r}")
+            meta_graph.signature_def[name].method_name = method
+    with tf.io.gfile.GFile(path + ".tmp", "wb") as handle:
+        handle.write(saved.SerializeToString())
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
 def write_warmup_requests(export_dir: str, model_name: str, images: Sequence[bytes]) -> str:
     """Writes TF Serving warm-up records (``assets.extra/tf_serving_warmup_requests``).
 
     For each encoded image, one ``PredictionLog`` calls ``serving_default`` with a serialized
-    ``tf.Example`` holding it and one calls ``serving_images`` with the bytes, so a server
-    traces and warms both signatures before it reports the version AVAILABLE.
+    ``tf.Example`` holding it, one calls ``serving_images`` with the bytes and one
+    ``ClassifyLog`` calls ``classify``, so a server traces and warms every serving signature
+    before it reports the version AVAILABLE.
     """
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+    from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2
 
     from schemas.features import IMAGE_ENCODED
     assets = os.path.join(export_dir, "assets.extra")
@@ -108,6 +141,13 @@ def write_warmup_requests(export_dir: str, model_name: str, images: Sequence[byt
                 log = prediction_log_pb2.PredictionLog(
                     predict_log=prediction_log_pb2.PredictLog(request=request))
                 writer.write(log.SerializeToString())
+            classify = classification_pb2.ClassificationRequest()
+            classify.model_spec.name = model_name
+            classify.model_spec.signature_name = CLASSIFY
+            classify.input.example_list.examples.add().CopyFrom(example)
+            log = prediction_log_pb2.PredictionLog(
+                classify_log=prediction_log_pb2.ClassifyLog(request=classify))
+            writer.write(log.SerializeToString())
     return path
 
 
@@ -122,9 +162,11 @@ def export_classifier(export_dir: str, model, tft_output, class_names: Sequence[
     signatures = {
         SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
         SERVING_IMAGES: module.serve_images.get_concrete_function(),
+        CLASSIFY: module.classify.get_concrete_function(),
         TRANSFORM_FEATURES: module.transform_features.get_concrete_function(),
     }
     tf.saved_model.save(module, export_dir, signatures=signatures)
+    set_signature_methods(export_dir, {CLASSIFY: CLASSIFY_METHOD})
     assets = os.path.join(export_dir, "assets.extra")
     tf.io.gfile.makedirs(assets)
     with tf.io.gfile.GFile(os.path.join(assets, CLASS_NAMES_ASSET), "w") as handle:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 ALL_NODES = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
              "AnomalyGate", "Transform", "CategoryTrainer", "CategoryEvaluator",
-             "CategoryPusher"}
+             "CategoryInfraValidator", "CategoryPusher"}
 
 
 def _fashion(*args, check=True):
@@ -77,6 +77,8 @@ def test_every_component_ran_and_a_model_was_pushed(smoke_run):
     assert 0.0 <= overall["sparse_categorical_accuracy"] <= 1.0
     per_category = [k for k in evaluation["slices"] if k.startswith("image/class/text=")]
     assert per_category
+    infra = summary["infra_validation"]["category"]
+    assert infra["blessed"] and infra["examples"] == 4, infra
 
 
 def test_transformed_pixels_are_compact(smoke_run):
@@ -92,7 +94,8 @@ def test_transformed_pixels_are_compact(smoke_run):
 def test_pushed_model_answers_examples_and_image_bytes(smoke_run):
     workspace, summary = smoke_run
     model = tf.saved_model.load(summary["pushed_models"]["category"])
-    assert {"serving_default", "serving_images", "transform_features"} <= set(model.signatures)
+    assert {"serving_default", "serving_images", "classify", "transform_features"} <= set(
+        model.signatures)
     records = list(generator.generate(99, 2, 96))
     examples = tf.constant([to_example(r).SerializeToString() for r in records])
     by_example = model.signatures["serving_default"](examples=examples)
@@ -121,8 +124,17 @@ def test_pushed_model_carries_tf_serving_warmup_requests(smoke_run):
     model = tf.saved_model.load(pushed)
     logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
             for r in tf.data.TFRecordDataset(path)]
-    assert len(logs) == 6  # 3 eval images x (serving_default, serving_images)
+    # 3 eval images x (serving_default, serving_images, classify)
+    assert [log.WhichOneof("log_type") for log in logs] == ["predict_log", "predict_log",
+                                                            "classify_log"] * 3
+    from serving.warmup import replay_warmup
+    assert replay_warmup(model, pushed) == 9
     for log in logs:
+        if log.HasField("classify_log"):
+            request = log.classify_log.request
+            assert (request.model_spec.name, request.model_spec.signature_name) == (
+                "category", "classify")
+            continue
         request = log.predict_log.request
         assert request.model_spec.name == "category"
         signature = model.signatures[request.model_spec.signature_name]
@@ -166,7 +178,7 @@ def test_schema_anomaly_blocks_training_and_pushing(tmp_path):
 
 
 def test_cli_help_for_every_subcommand():
-    for command in ("generate", "convert", "run", "compile", "serve", "evaluate"):
+    for command in ("generate", "convert", "run", "compile", "serve", "predict", "evaluate"):
         result = _fashion(command, "--help")
         assert "usage: fashion " + command in result.stdout
 
@@ -282,3 +294,106 @@ def test_served_model_answers_and_swaps_versions_under_load(smoke_run, tmp_path)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def _encoded(image, fmt, **save):
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save)
+    return buffer.getvalue()
+
+
+def _png_bomb(width, height):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                                0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def served_category(smoke_run, tmp_path_factory):
+    """``fashion serve`` (batching on) on a copy of the smoke run's pushed model."""
+    import shutil
+    import signal
+
+    import portpicker
+    _, summary = smoke_run
+    base = tmp_path_factory.mktemp("served") / "category"
+    shutil.copytree(summary["pushed_models"]["category"], base / "1")
+    grpc_port, rest_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fashion_cli", "serve", "--model_name=category",
+         f"--model_base_path={base}", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+         "--enable_batching"], stderr=subprocess.DEVNULL)
+    from serving.client import ServingClient
+    with ServingClient(f"127.0.0.1:{grpc_port}") as client:
+        client.wait_until_available("category", 120)
+    yield grpc_port, rest_port
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+
+
+def test_served_images_of_every_kind_get_rgb_answers_or_clear_errors(served_category):
+    """Over gRPC: odd colour modes decode to RGB; broken and bomb images are INVALID_ARGUMENT
+    and the server keeps answering."""
+    from serving.client import ServingClient, ServingClientError
+    grpc_port, _ = served_category
+    photo = Image.open(io.BytesIO(list(generator.generate(5, 1, 96))[0].encoded)).convert("RGB")
+    sixteen = Image.fromarray((np.asarray(photo.convert("L"), np.uint16) * 257))
+    good = {"gray": _encoded(photo.convert("L"), "PNG"),
+            "rgba": _encoded(photo.convert("RGBA"), "PNG"),
+            "cmyk": _encoded(photo.convert("CMYK"), "JPEG"),
+            "16-bit": _encoded(sixteen, "PNG"),
+            "gif": _encoded(photo.convert("P"), "GIF"),
+            "bmp": _encoded(photo, "BMP")}
+    jpeg = _encoded(photo, "JPEG")
+    bad = {"non-image": b"%PDF-1.4 not an image", "empty": b"",
+           "truncated jpeg": jpeg[:len(jpeg) // 2],
+           "png bomb": _png_bomb(60_000, 60_000),
+           "gif bomb": b"GIF89a\xff\xff\xff\xff\x00\x00\x00;"}
+    with ServingClient(f"127.0.0.1:{grpc_port}") as client:
+        reference = client.predict_images("category", [jpeg])[0]
+        for name, data in good.items():
+            answer = client.predict_images("category", [data])[0]
+            assert answer["top_class"] and 0.0 < answer["top_score"] <= 1.0, name
+        for name, data in bad.items():
+            with pytest.raises(ServingClientError) as err:
+                client.predict_images("category", [data])
+            assert err.value.code == "INVALID_ARGUMENT", (name, err.value)
+        assert "decompression bomb" in str(_error(client, bad["png bomb"]))
+        # Still up and answering after every bad request.
+        assert client.predict_images("category", [jpeg])[0] == reference
+
+
+def _error(client, data):
+    from serving.client import ServingClientError
+    try:
+        client.predict_images("category", [data])
+    except ServingClientError as err:
+        return err
+    return None
+
+
+def test_predict_command_over_grpc_and_rest(served_category, tmp_path):
+    grpc_port, rest_port = served_category
+    image = tmp_path / "look.jpg"
+    image.write_bytes(list(generator.generate(11, 1, 96))[0].encoded)
+    by_grpc = json.loads(_fashion("predict", str(image), "--server", f"127.0.0.1:{grpc_port}",
+                                  "--top-k", "3", "--json").stdout)
+    by_rest = json.loads(_fashion("predict", str(image), "--rest", "--server",
+                                  f"127.0.0.1:{rest_port}", "--top-k", "3", "--json").stdout)
+    (answer,) = by_grpc["predictions"]
+    assert answer["image"] == str(image) and len(answer["top_k"]) == 3
+    assert answer["top_class"] in F.GARMENT_CATEGORIES
+    assert by_rest["predictions"][0]["top_class"] == answer["top_class"]
+    assert abs(by_rest["predictions"][0]["top_score"] - answer["top_score"]) < 1e-4
+    missing = _fashion("predict", str(tmp_path / "none.jpg"), "--server",
+                       f"127.0.0.1:{grpc_port}", check=False)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    unknown = _fashion("predict", str(image), "--model", "nope", "--server",
+                       f"127.0.0.1:{grpc_port}", check=False)
+    assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr

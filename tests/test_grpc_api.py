@@ -6,16 +6,20 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,  # noqa: E402
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,  # noqa: E402
+                                     get_model_status_pb2, inference_pb2,
                                      model_service_pb2_grpc, predict_pb2,
-                                     prediction_service_pb2_grpc)
+                                     prediction_service_pb2_grpc, regression_pb2)
 
-from serving.grpc_service import MAX_ELEMENTS, make_grpc_server  # noqa: E402
+from serving.grpc_service import MAX_ELEMENTS, MAX_STRING_ELEMENTS  # noqa: E402
+from serving.errors import InvalidRequest  # noqa: E402
+from serving.grpc_service import array_from_proto, make_grpc_server  # noqa: E402
+from serving.inference import InferenceService  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def stubs(toy_models):
-    server, port = make_grpc_server(toy_models, port=0)
+    server, port, _ = make_grpc_server(InferenceService(toy_models), ["127.0.0.1:0"])
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     yield (prediction_service_pb2_grpc.PredictionServiceStub(channel),
@@ -79,9 +83,24 @@ def test_bad_requests_get_clear_statuses(stubs):
     huge.ClearField("tensor_content")
     huge.tensor_shape.dim[0].size = MAX_ELEMENTS * 1000                       # no allocation
     cases.append((_request(x=huge), grpc.StatusCode.INVALID_ARGUMENT))
+    overflow = tf.make_tensor_proto(np.array([[1.0]], np.float32))
+    overflow.ClearField("tensor_content")
+    overflow.tensor_shape.dim[0].size = 2 ** 62
+    overflow.tensor_shape.dim[1].size = 2 ** 62                               # int64 overflow
+    cases.append((_request(x=overflow), grpc.StatusCode.INVALID_ARGUMENT))
+
     for request, code in cases:
         got, details = _code(prediction.Predict, request)
         assert got == code, (request, details)
+
+
+def test_string_amplification_is_refused_before_decoding():
+    # A million empty strings cost ~2 MB on the wire but ~100 MB as Python/TF objects.
+    amplified = tf.make_tensor_proto(np.array([b""], object))
+    amplified.string_val.extend([b""] * MAX_STRING_ELEMENTS)
+    amplified.tensor_shape.dim[0].size = MAX_STRING_ELEMENTS + 1
+    with pytest.raises(InvalidRequest, match=f"exceeds {MAX_STRING_ELEMENTS} elements"):
+        array_from_proto("data", amplified, tf.TensorSpec([None], tf.string))
 
 
 def test_client_deadline_of_one_millisecond(stubs):
@@ -100,10 +119,114 @@ def test_metadata_and_status(stubs):
     response = prediction.GetModelMetadata(request, timeout=10)
     signatures = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signatures)
-    assert set(signatures.signature_def) == {"serving_default", "measure"}
+    assert set(signatures.signature_def) == {"serving_default", "measure", "classify",
+                                             "regress"}
     status_request = get_model_status_pb2.GetModelStatusRequest()
     status_request.model_spec.name = "toy"
     (status,) = models.GetModelStatus(status_request, timeout=10).model_version_status
     assert (status.version, status.state, status.status.error_code) == (3, 30, 0)
     status_request.model_spec.name = "missing"
     assert _code(models.GetModelStatus, status_request)[0] == grpc.StatusCode.NOT_FOUND
+
+
+def _examples(request, *values, context=None):
+    listing = (request.input.example_list_with_context if context is not None
+               else request.input.example_list)
+    for value in values:
+        listing.examples.add().features.feature["x"].float_list.value.append(value)
+    if context is not None:
+        listing.context.features.feature["shop"].bytes_list.value.append(context)
+    return request
+
+
+def test_classify_regress_and_multi_inference(stubs):
+    prediction, _ = stubs
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "toy"
+    request.model_spec.signature_name = "classify"
+    response = prediction.Classify(_examples(request, 2.0, 5.0, context=b"s1"), timeout=10)
+    assert response.model_spec.version.value == 3
+    rows = [[(c.label, round(c.score, 5)) for c in row.classes]
+            for row in response.result.classifications]
+    assert rows == [[("low", 0.8), ("high", 0.2)], [("low", 0.5), ("high", 0.5)]]
+
+    request = regression_pb2.RegressionRequest()
+    request.model_spec.name = "toy"
+    request.model_spec.signature_name = "regress"
+    response = prediction.Regress(_examples(request, 1.0, 2.0), timeout=10)
+    assert [r.value for r in response.result.regressions] == [3.0, 6.0]
+
+    request = inference_pb2.MultiInferenceRequest()
+    for signature, method in (("classify", "tensorflow/serving/classify"),
+                              ("regress", "tensorflow/serving/regress")):
+        task = request.tasks.add(method_name=method)
+        task.model_spec.name = "toy"
+        task.model_spec.signature_name = signature
+    response = prediction.MultiInference(_examples(request, 4.0), timeout=10)
+    classify, regress = response.results
+    assert round(classify.classification_result.classifications[0].classes[1].score, 5) == 0.4
+    assert regress.regression_result.regressions[0].value == 12.0
+
+
+def test_classify_and_regress_bad_requests(stubs):
+    prediction, _ = stubs
+    predict_signature = classification_pb2.ClassificationRequest()
+    predict_signature.model_spec.name = "toy"                      # serving_default: predict
+    assert _code(prediction.Classify, _examples(predict_signature, 1.0)) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "Expected tensorflow/serving/classify signature "
+        "method_name, found tensorflow/serving/predict (signature \"serving_default\")")
+    empty = classification_pb2.ClassificationRequest()
+    empty.model_spec.name = "toy"
+    empty.model_spec.signature_name = "classify"
+    assert _code(prediction.Classify, empty)[0] == grpc.StatusCode.INVALID_ARGUMENT
+    wrong = regression_pb2.RegressionRequest()
+    wrong.model_spec.name = "toy"
+    wrong.model_spec.signature_name = "classify"
+    assert _code(prediction.Regress, _examples(wrong, 1.0))[0] == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    mixed = inference_pb2.MultiInferenceRequest()
+    for name in ("toy", "other"):
+        task = mixed.tasks.add(method_name="tensorflow/serving/classify")
+        task.model_spec.name = name
+    assert _code(prediction.MultiInference, _examples(mixed, 1.0))[0] == \
+        grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_oversized_message_is_resource_exhausted(toy_models):
+    server, port, _ = make_grpc_server(InferenceService(toy_models), ["127.0.0.1:0"],
+                                       options=[("grpc.max_receive_message_length", 4096)])
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            code, _ = _code(stub.Predict, _request(x=np.ones([4096], np.float32)))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            small = stub.Predict(_request(x=np.ones([4], np.float32)), timeout=10)
+            assert tf.make_ndarray(small.outputs["y"]).tolist() == [2.0] * 4
+    finally:
+        server.stop(grace=None)
+
+
+def test_health_and_bearer_token(toy_models):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    server, port, _ = make_grpc_server(InferenceService(toy_models), ["127.0.0.1:0"],
+                                       token="s3cret")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for service in ("", "toy", "tensorflow.serving.PredictionService"):
+                answer = health.Check(health_pb2.HealthCheckRequest(service=service),
+                                      timeout=10)   # no token needed for health
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            request = _request(x=np.ones([1], np.float32))
+            assert _code(stub.Predict, request)[0] == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Predict(request, timeout=10, metadata=[("authorization", "Bearer nope")])
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            answer = stub.Predict(request, timeout=10,
+                                  metadata=[("authorization", "Bearer s3cret")])
+            assert tf.make_ndarray(answer.outputs["y"]).tolist() == [2.0]
+    finally:
+        server.stop(grace=None)

@@ -108,6 +108,8 @@ def test_empty_base_path_has_nothing_to_serve(tmp_path):
     model.poll()
     with pytest.raises(mm.ModelNotFound, match="Latest"):
         model.resolve()
+    with pytest.raises(mm.ModelNotFound, match="Could not find any versions of model m"):
+        model.statuses()  # TF Serving answers 404 / NOT_FOUND, which readiness probes rely on
 
 
 def test_real_saved_model_loads(tmp_path):

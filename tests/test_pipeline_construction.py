@@ -8,7 +8,7 @@ from pipeline.pipeline import CATEGORY_RUN_FN, PREPROCESSING_FN, create_pipeline
 
 EXPECTED_NODES = ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
                   "AnomalyGate", "Transform", "CategoryTrainer", "CategoryEvaluator",
-                  "CategoryPusher"]
+                  "CategoryInfraValidator", "CategoryPusher"]
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,16 @@ def test_nodes_in_topological_order(ir):
     for before, after in [("ExampleValidator", "AnomalyGate"), ("AnomalyGate", "Transform"),
                           ("Transform", "CategoryTrainer"), ("CategoryTrainer",
                                                              "CategoryEvaluator"),
-                          ("CategoryEvaluator", "CategoryPusher")]:
+                          ("CategoryEvaluator", "CategoryPusher"),
+                          ("CategoryTrainer", "CategoryInfraValidator"),
+                          ("CategoryInfraValidator", "CategoryPusher")]:
         assert position[before] < position[after]
+
+
+def test_pusher_needs_the_infra_blessing(ir):
+    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
+    assert "CategoryInfraValidator" in nodes["CategoryPusher"].upstream_nodes
+    assert "infra_blessing" in nodes["CategoryPusher"].inputs.inputs
 
 
 def test_gate_blocks_everything_after_validation(ir):

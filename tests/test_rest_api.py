@@ -11,36 +11,50 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from serving import rest  # noqa: E402
+from serving.inference import InferenceService  # noqa: E402
+
+
+class _Api:
+    """RestApi.handle with the JSON body decoded: ``(status, json)``."""
+
+    def __init__(self, models, **kwargs):
+        self.api = rest.RestApi(InferenceService(models), **kwargs)
+
+    def __call__(self, method, path, body=None, authorization=""):
+        status, content_type, payload = self.api.handle(method, path, body, authorization)
+        assert content_type == "application/json"
+        return status, json.loads(payload)
 
 
 @pytest.fixture(scope="module")
 def models(toy_models):
-    return toy_models
+    return _Api(toy_models)
 
 
 def _post(models, path, body):
-    return rest.handle(models, "POST", path, json.dumps(body).encode())
+    return models("POST", path, json.dumps(body).encode())
 
 
 def test_status_paths(models):
-    status, body = rest.handle(models, "GET", "/v1/models/toy", None)
+    status, body = models("GET", "/v1/models/toy", None)
     assert status == 200
     assert body == {"model_version_status": [{"version": "3", "state": "AVAILABLE", "status": {
         "error_code": "OK", "error_message": ""}}]}
-    assert rest.handle(models, "GET", "/v1/models/toy/versions/3", None)[0] == 200
-    assert rest.handle(models, "GET", "/v1/models/toy/labels/stable", None)[0] == 200
+    assert models("GET", "/v1/models/toy/versions/3", None)[0] == 200
+    assert models("GET", "/v1/models/toy/labels/stable", None)[0] == 200
     for path in ("/v1/models/nope", "/v1/models/toy/versions/9", "/v1/models/toy/labels/x",
                  "/v2/whatever"):
-        status, body = rest.handle(models, "GET", path, None)
+        status, body = models("GET", path, None)
         assert status == 404 and "error" in body, path
 
 
 def test_metadata_lists_signatures(models):
-    status, body = rest.handle(models, "GET", "/v1/models/toy/metadata", None)
+    status, body = models("GET", "/v1/models/toy/metadata", None)
     assert status == 200 and body["model_spec"] == {"name": "toy", "signature_name": "",
                                                     "version": "3"}
     signatures = body["metadata"]["signature_def"]["signature_def"]
-    assert set(signatures) == {"serving_default", "measure"}
+    assert set(signatures) == {"serving_default", "measure", "classify", "regress"}
+    assert signatures["classify"]["methodName"] == "tensorflow/serving/classify"
     assert "x" in signatures["serving_default"]["inputs"]
 
 
@@ -78,12 +92,12 @@ def test_malformed_predictions_are_400(models, body, fragment):
 def test_bad_json_nan_and_deep_nesting_are_400(models):
     for raw in (b"{not json", b'{"instances": [NaN]}', b'{"instances": [Infinity]}',
                 b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"[1, 2]"):
-        status, answer = rest.handle(models, "POST", "/v1/models/toy:predict", raw)
+        status, answer = models("POST", "/v1/models/toy:predict", raw)
         assert status == 400 and "error" in answer
 
 
 def test_http_server_round_trip(models):
-    server = rest.make_server(models, port=0)
+    server = rest.make_server(models.api, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -99,3 +113,64 @@ def test_http_server_round_trip(models):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_classify_and_regress(models):
+    body = {"signature_name": "classify", "context": {"unused": "shop-7"},
+            "examples": [{"x": 2.0}, {"x": 7.0}]}
+    status, answer = _post(models, "/v1/models/toy:classify", body)
+    assert status == 200
+    assert answer["result"][0][0][0] == "low" and answer["result"][0][1][0] == "high"
+    assert [round(row[1][1], 5) for row in answer["result"]] == [0.2, 0.7]
+    status, answer = _post(models, "/v1/models/toy/labels/stable:regress",
+                           {"signature_name": "regress", "examples": [{"x": 1.5}]})
+    assert (status, answer) == (200, {"result": [4.5]})
+
+
+@pytest.mark.parametrize("path,body,fragment", [
+    (":classify", {"examples": [{"x": 1.0}]}, "Expected tensorflow/serving/classify"),
+    (":classify", {"signature_name": "regress", "examples": [{"x": 1.0}]}, "classify"),
+    (":regress", {"signature_name": "classify", "examples": [{"x": 1.0}]}, "regress"),
+    (":classify", {"signature_name": "classify", "examples": []}, "non-empty"),
+    (":classify", {"signature_name": "classify", "examples": [{"x": [1, "a"]}]}, "feature 'x'"),
+    (":classify", {"signature_name": "classify", "examples": [{"y": 1.0}]},
+     "Feature: x (data type: float) is required"),
+    (":classify", {"signature_name": "classify", "examples": [{"x": 7}]}, "x"),  # int64
+])
+def test_bad_classify_and_regress_requests_are_400(models, path, body, fragment):
+    status, answer = _post(models, "/v1/models/toy" + path, body)
+    assert status == 400 and fragment in answer["error"], answer
+
+
+def test_bearer_token(toy_models):
+    api = _Api(toy_models, token="s3cret")
+    assert api("GET", "/v1/models/toy")[0] == 401
+    assert api("GET", "/v1/models/toy", authorization="Bearer wrong")[0] == 401
+    status, answer = api("POST", "/v1/models/toy:predict", b'{"instances": [1.0]}',
+                         authorization="Bearer s3cret")
+    assert (status, answer) == (200, {"predictions": [2.0]})
+
+
+def test_rest_timeout_is_504(toy_models):
+    api = _Api(toy_models, timeout_seconds=1e-9)
+    status, answer = api("POST", "/v1/models/toy:predict", b'{"instances": [1.0]}')
+    assert status == 504 and "deadline" in answer["error"]
+
+
+def test_metrics_endpoint(toy_models):
+    from serving.metrics import ServingMetrics
+    metrics = ServingMetrics(lambda: toy_models)
+    api = rest.RestApi(InferenceService(toy_models, metrics=metrics),
+                       metrics_path="/monitoring/prometheus/metrics")
+    api.handle("POST", "/v1/models/toy:predict", b'{"instances": [1.0]}')
+    api.handle("POST", "/v1/models/toy:predict", b'{"instances": ["a"]}')
+    status, content_type, payload = api.handle("GET", "/monitoring/prometheus/metrics", None)
+    text = payload.decode()
+    assert status == 200 and content_type.startswith("text/plain")
+    assert (':tensorflow:serving:request_count_total{API="predict",entrypoint="REST",'
+            'model_name="toy",status="OK"} 1.0') in text
+    assert 'status="INVALID_ARGUMENT"} 1.0' in text
+    assert ':tensorflow:serving:request_latency_count{API="predict",entrypoint="REST",' \
+        'model_name="toy"} 2.0' in text
+    assert ':tensorflow:serving:model_version_state{model_name="toy",state="AVAILABLE",' \
+        'version="3"} 1.0' in text

@@ -3,6 +3,8 @@
 import pytest
 
 from serving import server
+from serving.batching import BatchingOptions
+from serving.config_files import ConfigError
 from serving.model_manager import VersionPolicy
 
 
@@ -16,7 +18,8 @@ def test_flags_use_tensorflow_model_server_syntax():
 
 @pytest.mark.parametrize("argv,fragment", [
     (["--bogus=1"], "unknown flag --bogus"),
-    (["--enable_batching=true"], "does not support yet"),
+    (["--saved_model_tags=serve"], "does not support"),
+    (["--enable_batching=maybe"], "is not a bool"),
     (["--port=grpc"], "is not a int"),
     (["--rest_api_port=http"], "is not a int"),
     (["--model_name"], "needs a value"),
@@ -57,7 +60,55 @@ model_config_list {
         server.ModelSpec("attributes", "/m/attributes", VersionPolicy("all")),
         server.ModelSpec("detector", "/m/detector", VersionPolicy("latest", 2)),
     ]
+    assert server.parse_flags(["--enable_batching", "--port=1"])["enable_batching"] is True
     broken = tmp_path / "broken.config"
     broken.write_text("model_config_list { config { name: ")
-    with pytest.raises(server.FlagError, match="broken.config"):
+    with pytest.raises(ConfigError, match="broken.config"):
         server.read_model_config(str(broken))
+
+
+def _options(tmp_path, *flags):
+    return server.options_from_flags(server.parse_flags(
+        ["--model_base_path=/m", *flags]))
+
+
+def test_tf_serving_config_files_are_read(tmp_path):
+    batching = tmp_path / "batching.txt"
+    batching.write_text("max_batch_size { value: 16 }\nbatch_timeout_micros { value: 5000 }\n"
+                        "max_enqueued_batches { value: 4 }\nnum_batch_threads { value: 2 }\n"
+                        "allowed_batch_sizes: 8\nallowed_batch_sizes: 16\n")
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true, path: "/metrics" }')
+    options = _options(tmp_path, "--enable_batching=true",
+                       f"--batching_parameters_file={batching}",
+                       f"--monitoring_config_file={monitoring}",
+                       "--grpc_channel_arguments=grpc.max_send_message_length=1000,"
+                       "grpc.primary_user_agent=x", "--rest_api_timeout_in_ms=2500")
+    assert options.batching == BatchingOptions(16, 5000, 4, 2, (8, 16))
+    assert options.metrics_path == "/metrics"
+    assert options.rest_timeout_seconds == 2.5
+    assert ("grpc.max_send_message_length", 1000) in options.grpc_arguments
+    assert ("grpc.max_receive_message_length", 64 * 1024 * 1024) in options.grpc_arguments
+    assert _options(tmp_path, "--enable_batching").batching == BatchingOptions()
+    assert _options(tmp_path).batching is None
+
+
+@pytest.mark.parametrize("content,flag,fragment", [
+    ("max_batch_size { value: 0 }", "batching", "max_batch_size must be >= 1"),
+    ("max_batch_size: 8", "batching", "batching.txt"),
+    ("bogus_field: 1", "batching", "bogus_field"),
+    ('prometheus_config { enable: true path: "metrics" }', "monitoring", "must start with"),
+    ('server_key: "k"', "ssl", "server_cert"),
+    ("", "token", "is empty"),
+])
+def test_bad_config_files_fail_clearly(tmp_path, content, flag, fragment):
+    path = tmp_path / "batching.txt"
+    path.write_text(content)
+    flags = {"batching": ["--enable_batching", f"--batching_parameters_file={path}"],
+             "monitoring": [f"--monitoring_config_file={path}"],
+             "ssl": [f"--ssl_config_file={path}"],
+             "token": [f"--auth_token_file={path}"]}[flag]
+    with pytest.raises(server.FlagError, match=fragment):
+        _options(tmp_path, *flags)
+    with pytest.raises(server.FlagError, match="needs --enable_batching"):
+        _options(tmp_path, f"--batching_parameters_file={path}")

@@ -15,8 +15,55 @@ import tensorflow_transform as tft
 from schemas import features as F
 
 
+def _bytes_at(header: tf.Tensor, start: int, count: int, little_endian: bool) -> tf.Tensor:
+    """Unsigned integer stored in ``header[start:start+count]`` (header: uint8 vector)."""
+    digits = tf.cast(header[start:start + count], tf.int64)
+    weights = tf.constant([256 ** i for i in range(count)], tf.int64)
+    return tf.reduce_sum(digits * (weights if little_endian else tf.reverse(weights, [0])))
+
+
+def declared_pixel_count(encoded: tf.Tensor) -> tf.Tensor:
+    """Width × height an encoded image declares in its header, read without decoding it.
+
+    PNG (IHDR), GIF (logical screen), BMP (DIB header) and JPEG (SOF marker) are read; other
+    byte strings give 0 and are left to the decoder, which rejects them.
+    """
+    header = tf.io.decode_raw(tf.strings.substr(tf.strings.join([encoded, b"\0" * 32]), 0, 32),
+                              tf.uint8)
+
+    def starts_with(magic: bytes) -> tf.Tensor:
+        return tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
+
+    def jpeg():
+        shape = tf.image.extract_jpeg_shape(encoded, output_type=tf.int32)
+        return tf.cast(shape[0], tf.int64) * tf.cast(shape[1], tf.int64)
+
+    zero = tf.constant(0, tf.int64)
+    return tf.case([
+        (starts_with(b"\x89PNG"), lambda: _bytes_at(header, 16, 4, False)
+         * _bytes_at(header, 20, 4, False)),
+        (starts_with(b"GIF8"), lambda: _bytes_at(header, 6, 2, True) * _bytes_at(header, 8, 2,
+                                                                                True)),
+        (starts_with(b"BM"), lambda: _bytes_at(header, 18, 4, True) * tf.abs(
+            _bytes_at(header, 22, 4, True) - tf.cast(
+                _bytes_at(header, 22, 4, True) >= 2 ** 31, tf.int64) * 2 ** 32)),
+        (starts_with(b"\xff\xd8"), jpeg),
+    ], default=lambda: zero, exclusive=True)
+
+
 def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Decodes one encoded image to an ``image_size``² letterboxed uint8 RGB tensor."""
+    """Decodes one encoded image to an ``image_size``² letterboxed uint8 RGB tensor.
+
+    An image whose header declares more than ``MAX_IMAGE_PIXELS`` pixels fails with an
+    InvalidArgumentError before anything is allocated for its pixels (decompression bombs).
+    """
+    pixels = declared_pixel_count(encoded)
+    check = tf.debugging.assert_less_equal(
+        pixels, tf.constant(F.MAX_IMAGE_PIXELS, tf.int64),
+        message=f"image too large: it declares more than {F.MAX_IMAGE_PIXELS} pixels "
+                "(decompression bomb?); pixels declared:")
+    with tf.control_dependencies([check]):
+        encoded = tf.identity(encoded)
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
     image = tf.image.resize_with_pad(tf.cast(image, tf.float32), image_size, image_size,
                                      antialias=True)

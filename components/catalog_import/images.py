@@ -16,7 +16,9 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-MAX_PIXELS = 40_000_000  # ~40 MP: larger "photos" are treated as decompression bombs.
+from schemas.features import MAX_IMAGE_PIXELS
+
+MAX_PIXELS = MAX_IMAGE_PIXELS  # ~40 MP: larger "photos" are treated as decompression bombs.
 MIN_SIDE = 16
 MAX_FILE_BYTES = 64 * 1024 * 1024
 JPEG_QUALITY = 95

@@ -1,0 +1,53 @@
+"""Request errors of the model server, each with its gRPC status code and HTTP status.
+
+REST and gRPC front ends raise and catch the same exceptions, so a bad request gets the same
+answer over both: gRPC ``INVALID_ARGUMENT`` is HTTP 400, ``NOT_FOUND`` 404, ``RESOURCE_EXHAUSTED``
+429 (413 for an oversized body), ``DEADLINE_EXCEEDED`` 504 and ``UNAUTHENTICATED`` 401.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+
+class ServingError(Exception):
+    """Base of the request errors; ``grpc_code`` names a ``grpc.StatusCode`` member."""
+
+    grpc_code = "UNKNOWN"
+    http_status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class ModelNotFound(ServingError, LookupError):
+    """Unknown model, version or label."""
+
+    grpc_code, http_status = "NOT_FOUND", HTTPStatus.NOT_FOUND
+
+
+class InvalidRequest(ServingError, ValueError):
+    """A malformed request or one the signature cannot take."""
+
+    grpc_code, http_status = "INVALID_ARGUMENT", HTTPStatus.BAD_REQUEST
+
+
+class Overloaded(ServingError):
+    """Too much queued or concurrent work: the request is refused, not queued without bound."""
+
+    grpc_code, http_status = "RESOURCE_EXHAUSTED", HTTPStatus.TOO_MANY_REQUESTS
+
+
+class RequestTooLarge(ServingError):
+    """A request body above the server's size limit."""
+
+    grpc_code, http_status = "RESOURCE_EXHAUSTED", HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class DeadlineExceeded(ServingError):
+    """The client's deadline (or the REST timeout) passed before the answer was ready."""
+
+    grpc_code, http_status = "DEADLINE_EXCEEDED", HTTPStatus.GATEWAY_TIMEOUT
+
+
+class Unauthenticated(ServingError):
+    """Authentication is on and the bearer token is missing or wrong."""
+
+    grpc_code, http_status = "UNAUTHENTICATED", HTTPStatus.UNAUTHORIZED

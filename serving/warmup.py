@@ -1,0 +1,70 @@
+"""Replays TF Serving warm-up records (``assets.extra/tf_serving_warmup_requests``) at load.
+
+Like TF Serving, a version is reported AVAILABLE only after its warm-up requests ran, so the
+first real request does not pay for tracing; a record that fails makes the load fail. At most
+``MAX_WARMUP_RECORDS`` records are read (TF Serving's limit).
+"""
+
+from __future__ import annotations
+
+import os
+
+from serving.inference import DEFAULT_SIGNATURE, EXAMPLES_INPUT, serialized_examples
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000
+
+
+def warmup_path(export_dir: str) -> str:
+    return os.path.join(export_dir, "assets.extra", WARMUP_FILE)
+
+
+def _requests(log):
+    """``(signature name, kwargs)`` for each request in one ``PredictionLog``."""
+    import tensorflow as tf
+    kind = log.WhichOneof("log_type")
+    if kind == "predict_log":
+        request = log.predict_log.request
+        yield request.model_spec.signature_name, {
+            k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    elif kind in ("classify_log", "regress_log"):
+        request = getattr(log, kind).request
+        yield request.model_spec.signature_name, {
+            EXAMPLES_INPUT: serialized_examples(request.input)}
+    elif kind == "multi_inference_log":
+        request = log.multi_inference_log.request
+        examples = serialized_examples(request.input)
+        for task in request.tasks:
+            yield task.model_spec.signature_name, {EXAMPLES_INPUT: examples}
+    else:
+        raise ValueError(f"unsupported warm-up record type {kind!r}")
+
+
+def replay_warmup(servable, export_dir: str) -> int:
+    """Runs every warm-up request of ``export_dir`` on ``servable``; returns their number."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+    path = warmup_path(export_dir)
+    if not tf.io.gfile.exists(path):
+        return 0
+    count = 0
+    for record in tf.data.TFRecordDataset(path):
+        count += 1
+        if count > MAX_WARMUP_RECORDS:
+            raise ValueError(f"{path} has more than {MAX_WARMUP_RECORDS} warm-up records")
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for signature_name, inputs in _requests(log):
+            name = signature_name or DEFAULT_SIGNATURE
+            if name not in servable.signatures:
+                raise ValueError(f"warm-up record {count} names unknown signature {name!r}")
+            servable.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+    return count
+
+
+def load_servable(export_dir: str, warmup: bool = True):
+    """Loads a SavedModel and, unless ``warmup`` is off, replays its warm-up records."""
+    import tensorflow as tf
+    servable = tf.saved_model.load(export_dir)
+    if warmup:
+        replay_warmup(servable, export_dir)
+    return servable

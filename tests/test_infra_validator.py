@@ -1,0 +1,40 @@
+"""The infra validation step refuses models the server cannot load or answer with."""
+
+import numpy as np
+import pytest
+
+from components.infra_validator import logic
+
+
+def test_output_checks():
+    logic.check_outputs({"scores": np.full([2, 3], 0.5, np.float32), "classes": np.array(
+        [[b"a"] * 3] * 2)}, 2)
+    for outputs, fragment in [({"classes": np.array([[b"a"]])}, "no float output"),
+                              ({"scores": np.ones([3, 2], np.float32)}, "expected 2 rows"),
+                              ({"scores": np.array([[np.nan], [1.0]])}, "NaN")]:
+        with pytest.raises(ValueError, match=fragment):
+            logic.check_outputs(outputs, 2)
+
+
+def test_a_model_that_does_not_load_is_not_blessed(tmp_path):
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    report = logic.validate(str(broken), [b"example"], timeout_seconds=120)
+    assert not report.blessed
+    assert "did not load" in report.reason
+    (broken / "variables").mkdir()  # variables folder without its index: incomplete
+    report = logic.validate(str(broken), [b"example"], timeout_seconds=120)
+    assert not report.blessed and "not a complete SavedModel" in report.reason
+
+
+def test_a_model_without_the_examples_signature_is_not_blessed(toy_models):
+    # The toy model's serving_default takes floats, not serialized tf.Examples.
+    report = logic.validate(f"{toy_models['toy'].base_path}/3", [b"example"],
+                            timeout_seconds=120)
+    assert not report.blessed
+    assert "INVALID_ARGUMENT" in report.reason and "examples" in report.reason
+
+
+def test_no_examples_is_not_blessed(tmp_path):
+    assert not logic.validate(str(tmp_path), []).blessed

@@ -1,0 +1,184 @@
+"""ModelServer in-process: config reloads, health, warm-up at load, TLS and UNIX sockets."""
+
+import datetime
+import ipaddress
+import json
+import shutil
+import ssl
+import time
+import urllib.request
+
+import grpc
+import numpy as np
+import portpicker
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grpc,  # noqa: E402
+                                     predict_pb2, prediction_log_pb2,
+                                     prediction_service_pb2_grpc)
+
+from serving.config_files import ModelSpec, SslSettings  # noqa: E402
+from serving.errors import ModelNotFound  # noqa: E402
+from serving.server import ModelServer, ServerOptions  # noqa: E402
+from serving.warmup import warmup_path  # noqa: E402
+
+
+def _wait(condition, seconds=20.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def _states(model):
+    try:
+        return model.statuses()
+    except ModelNotFound:
+        return []
+
+
+def _predict(stub, name="toy", value=1.0, **kwargs):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([value], np.float32)))
+    return tf.make_ndarray(stub.Predict(request, timeout=10, **kwargs).outputs["y"]).tolist()
+
+
+@pytest.fixture
+def toy_base(toy_models, tmp_path):
+    base = tmp_path / "toy"
+    shutil.copytree(toy_models["toy"].base_path, base)
+    return base
+
+
+def _start(specs, **options):
+    server = ModelServer(specs, ServerOptions(grpc_port=portpicker.pick_unused_port(),
+                                              poll_seconds=0.2, **options))
+    server.start()
+    return server
+
+
+def test_reload_config_over_grpc(toy_base):
+    server = _start([ModelSpec("toy", str(toy_base))])
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            models = model_service_pb2_grpc.ModelServiceStub(channel)
+            assert _predict(prediction) == [2.0]
+            request = model_management_pb2.ReloadConfigRequest()
+            config = request.config.model_config_list.config.add()
+            config.name, config.base_path = "renamed", str(toy_base)
+            config.version_labels["stable"] = 3
+            models.HandleReloadConfigRequest(request, timeout=30)
+            assert _predict(prediction, "renamed") == [2.0]  # loaded before the call returned
+            with pytest.raises(grpc.RpcError) as err:
+                _predict(prediction, "toy")
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            bad = model_management_pb2.ReloadConfigRequest()
+            bad.config.model_config_list.config.add().name = "no_base_path"
+            with pytest.raises(grpc.RpcError) as err:
+                models.HandleReloadConfigRequest(bad, timeout=30)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert _predict(prediction, "renamed") == [2.0]  # a bad reload changes nothing
+    finally:
+        server.stop()
+
+
+def test_config_file_is_polled(toy_base, tmp_path):
+    config = tmp_path / "models.config"
+    config.write_text(f'model_config_list {{ config {{ name: "a" base_path: "{toy_base}" }} }}')
+    server = _start([ModelSpec("a", str(toy_base))], config_file=str(config),
+                    config_poll_seconds=0.2)
+    try:
+        config.write_text(f'model_config_list {{ config {{ name: "b" base_path: "{toy_base}" }}'
+                          " }")
+        _wait(lambda: set(server.models) == {"b"} and server.models["b"].loaded_versions())
+    finally:
+        server.stop()
+
+
+def test_health_follows_loaded_models_and_warmup_failures_block_a_version(toy_base, tmp_path):
+    empty = tmp_path / "later"
+    server = _start([ModelSpec("later", str(empty))])
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            def status(service=""):
+                return health.Check(health_pb2.HealthCheckRequest(service=service),
+                                    timeout=10).status
+            assert status() == health_pb2.HealthCheckResponse.NOT_SERVING
+            broken = empty / "3"
+            shutil.copytree(toy_base / "3", broken)
+            # A warm-up record naming a missing signature: the load must fail, not serve.
+            log = prediction_log_pb2.PredictionLog()
+            log.predict_log.request.model_spec.signature_name = "missing"
+            (broken / "assets.extra").mkdir()
+            with tf.io.TFRecordWriter(warmup_path(str(broken))) as writer:
+                writer.write(log.SerializeToString())
+            _wait(lambda: [s.state for s in _states(server.models["later"])] == ["END"])
+            assert "missing" in server.models["later"].statuses()[0].error_message
+            assert status("later") == health_pb2.HealthCheckResponse.NOT_SERVING
+            shutil.copytree(toy_base / "3", empty / "4")
+            _wait(lambda: status() == health_pb2.HealthCheckResponse.SERVING)
+            assert status("later") == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        server.stop()
+
+
+def _self_signed():
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_tls_token_and_unix_socket(toy_base, tmp_path):
+    key, cert = _self_signed()
+    socket_path = tmp_path / "serving.sock"
+    server = _start([ModelSpec("toy", str(toy_base))], ssl=SslSettings(key, cert),
+                    token="s3cret", grpc_socket_path=str(socket_path),
+                    rest_port=portpicker.pick_unused_port())
+    auth = [("authorization", "Bearer s3cret")]
+    try:
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.encode())
+        with grpc.secure_channel(f"localhost:{server.grpc_port}", credentials) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            assert _predict(stub, metadata=auth) == [2.0]
+            with pytest.raises(grpc.RpcError) as err:
+                _predict(stub)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            with pytest.raises(grpc.RpcError):  # plaintext is refused on the TLS port
+                _predict(prediction_service_pb2_grpc.PredictionServiceStub(channel),
+                         metadata=auth)
+        with grpc.insecure_channel(f"unix:{socket_path}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            assert _predict(stub, value=4.0, metadata=auth) == [8.0]
+        context = ssl.create_default_context(cadata=cert)
+        request = urllib.request.Request(
+            f"https://localhost:{server.rest_port}/v1/models/toy:predict",
+            data=b'{"instances": [1.5]}', headers={"Authorization": "Bearer s3cret"})
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            assert json.loads(response.read()) == {"predictions": [3.0]}
+    finally:
+        server.stop()
