@@ -62,13 +62,18 @@ def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
     }
 
 
+def _newest_output(pipeline_root: str, node_id: str, output: str) -> Optional[str]:
+    """The newest execution's folder of a node's output (``<root>/<node>/<output>/<id>``)."""
+    runs = glob.glob(os.path.join(pipeline_root, node_id, output, "*"))
+    runs = [r for r in runs if os.path.basename(r).isdigit()]
+    return max(runs, key=lambda r: int(os.path.basename(r))) if runs else None
+
+
 def latest_infra_validation(pipeline_root: str, validator_id: str) -> Optional[dict]:
     """The report of an infra validator's newest execution (``blessed``, ``reason``, ...)."""
-    runs = glob.glob(os.path.join(pipeline_root, validator_id, "blessing", "*"))
-    runs = [r for r in runs if os.path.basename(r).isdigit()]
-    if not runs:
+    newest = _newest_output(pipeline_root, validator_id, "blessing")
+    if newest is None:
         return None
-    newest = max(runs, key=lambda r: int(os.path.basename(r)))
     for marker in ("INFRA_BLESSED", "INFRA_NOT_BLESSED"):
         path = os.path.join(newest, marker)
         if os.path.exists(path):
@@ -80,11 +85,9 @@ def latest_infra_validation(pipeline_root: str, validator_id: str) -> Optional[d
 def latest_evaluation(pipeline_root: str, evaluator_id: str) -> Optional[dict]:
     """Overall and per-slice metrics and the blessing of an Evaluator's newest execution."""
     import tensorflow_model_analysis as tfma
-    runs = glob.glob(os.path.join(pipeline_root, evaluator_id, "evaluation", "*"))
-    runs = [r for r in runs if os.path.basename(r).isdigit()]
-    if not runs:
+    newest = _newest_output(pipeline_root, evaluator_id, "evaluation")
+    if newest is None:
         return None
-    newest = max(runs, key=lambda r: int(os.path.basename(r)))
     result = tfma.load_eval_result(newest)
     slices = {}
     for slice_key, metrics in result.slicing_metrics:
