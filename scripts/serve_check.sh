@@ -16,5 +16,5 @@ port="$(.venv/bin/python -c 'import portpicker; print(portpicker.pick_unused_por
 server=$!
 trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 echo "serve check: fashion serve (gRPC 127.0.0.1:$port) answering one eval image:" >&2
-.venv/bin/fashion predict --server "127.0.0.1:$port" --model category --wait 180 --top-k 3 \
+TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/fashion predict --server "127.0.0.1:$port" --model category --wait 180 --top-k 3 \
     --records "$workspace/catalog/span-*/eval/*" --limit 1 >&2

@@ -268,18 +268,21 @@ class Runner:
             for key in [k for k in self._queues if k[:2] not in live_keys]:
                 del self._queues[key]
 
-    def run(self, key: tuple, function, inputs: dict, deadline: Optional[float] = None) -> dict:
+    def run(self, key: tuple, function, inputs: dict, deadline: Optional[float] = None,
+            abandon_at_deadline: bool = True) -> dict:
         """Runs ``function`` on ``inputs``; ``key`` is ``(model, version, signature)``.
 
-        ``deadline`` is a ``time.monotonic()`` instant; past it the call raises
-        DeadlineExceeded (the work is dropped if it has not started).
+        ``deadline`` is a ``time.monotonic()`` instant: work not started by then is dropped
+        with DeadlineExceeded. With ``abandon_at_deadline`` the caller also stops waiting at the
+        deadline (REST's timeout); without it an unbatched call runs in the caller's thread,
+        sparing a thread hand-off, and the transport enforces the deadline (as gRPC does).
         """
         with self._admitted():
             if deadline is not None and time.monotonic() >= deadline:
                 raise DeadlineExceeded("deadline exceeded before the request ran")
             if self.batching is not None and batch_rows(inputs) is not None:
                 future = self._queue(key, function).submit(inputs, deadline)
-            elif deadline is None:
+            elif deadline is None or not abandon_at_deadline:
                 return call_signature(function, inputs)
             else:
                 future = self._pool.submit(call_signature, function, inputs)

@@ -118,7 +118,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             specs = signature.input_specs
             self._service.check_input_names(signature, request.inputs)
             inputs = {k: array_from_proto(k, v, specs[k]) for k, v in request.inputs.items()}
-            outputs = self._service.predict(signature, inputs, _deadline(context))
+            outputs = self._service.predict(signature, inputs, _deadline(context), False)
             response = predict_pb2.PredictResponse()
             self._set_spec(response.model_spec, signature)
             import tensorflow as tf
@@ -141,7 +141,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                                 request.model_spec.signature_name,
                                                 CLASSIFY_METHOD)
             classes, scores = self._service.classify(
-                signature, serialized_examples(request.input), _deadline(context))
+                signature, serialized_examples(request.input), _deadline(context), False)
             response = classification_pb2.ClassificationResponse()
             self._set_spec(response.model_spec, signature)
             _fill_classifications(response.result, classes, scores)
@@ -154,7 +154,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                                 request.model_spec.signature_name,
                                                 REGRESS_METHOD)
             values = self._service.regress(signature, serialized_examples(request.input),
-                                           _deadline(context))
+                                           _deadline(context), False)
             response = regression_pb2.RegressionResponse()
             self._set_spec(response.model_spec, signature)
             for value in values:
@@ -186,10 +186,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 result = response.results.add()
                 self._set_spec(result.model_spec, signature)
                 if task.method_name == CLASSIFY_METHOD:
-                    _fill_classifications(result.classification_result,
-                                          *self._service.classify(signature, examples, deadline))
+                    _fill_classifications(result.classification_result, *self._service.classify(
+                        signature, examples, deadline, False))
                 else:
-                    for value in self._service.regress(signature, examples, deadline):
+                    for value in self._service.regress(signature, examples, deadline, False):
                         result.regression_result.regressions.add().value = float(value)
             return response
         model_name = request.tasks[0].model_spec.name if request.tasks else ""

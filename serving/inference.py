@@ -86,25 +86,30 @@ class InferenceService:
         if unknown or missing:
             raise InvalidRequest(f"unknown inputs {unknown}, missing inputs {missing}")
 
-    def predict(self, signature: Signature, inputs: dict,
-                deadline: Optional[float] = None) -> dict:
-        """Runs ``signature`` on validated numpy ``inputs``; returns numpy outputs."""
-        self.check_input_names(signature, inputs)
-        return self.runner.run(signature.key, signature.function, inputs, deadline)
+    def predict(self, signature: Signature, inputs: dict, deadline: Optional[float] = None,
+                abandon_at_deadline: bool = True) -> dict:
+        """Runs ``signature`` on validated numpy ``inputs``; returns numpy outputs.
 
-    def _run_examples(self, signature: Signature, examples: list, deadline) -> dict:
+        ``deadline`` and ``abandon_at_deadline``: see :meth:`serving.batching.Runner.run`.
+        """
+        self.check_input_names(signature, inputs)
+        return self.runner.run(signature.key, signature.function, inputs, deadline,
+                               abandon_at_deadline)
+
+    def _run_examples(self, signature: Signature, examples: list, deadline,
+                      abandon_at_deadline: bool = True) -> dict:
         if not examples:
             raise InvalidRequest("Input is empty: no examples")
         if set(signature.input_specs) != {EXAMPLES_INPUT}:
             raise InvalidRequest(f"signature \"{signature.name}\" must have exactly one input "
                                  f"named {EXAMPLES_INPUT!r} (serialized tf.Examples)")
         return self.predict(signature, {EXAMPLES_INPUT: np.array(examples, dtype=object)},
-                            deadline)
+                            deadline, abandon_at_deadline)
 
-    def classify(self, signature: Signature, examples: list,
-                 deadline: Optional[float] = None) -> tuple:
+    def classify(self, signature: Signature, examples: list, deadline: Optional[float] = None,
+                 abandon_at_deadline: bool = True) -> tuple:
         """``(classes [n, k] bytes or None, scores [n, k] float or None)`` for the examples."""
-        outputs = self._run_examples(signature, examples, deadline)
+        outputs = self._run_examples(signature, examples, deadline, abandon_at_deadline)
         classes, scores = outputs.get(CLASSES_OUTPUT), outputs.get(SCORES_OUTPUT)
         if classes is None and scores is None:
             raise InvalidRequest(f"classify signature \"{signature.name}\" returns neither "
@@ -117,10 +122,10 @@ class InferenceService:
             raise InvalidRequest("classify outputs 'classes' and 'scores' differ in shape")
         return classes, scores
 
-    def regress(self, signature: Signature, examples: list,
-                deadline: Optional[float] = None) -> np.ndarray:
+    def regress(self, signature: Signature, examples: list, deadline: Optional[float] = None,
+                abandon_at_deadline: bool = True) -> np.ndarray:
         """The regression value of each example."""
-        outputs = self._run_examples(signature, examples, deadline)
+        outputs = self._run_examples(signature, examples, deadline, abandon_at_deadline)
         if REGRESS_OUTPUT not in outputs:
             raise InvalidRequest(f"regress signature \"{signature.name}\" has no 'outputs'")
         values = np.asarray(outputs[REGRESS_OUTPUT], dtype=np.float32)

@@ -230,3 +230,19 @@ def test_health_and_bearer_token(toy_models):
             assert tf.make_ndarray(answer.outputs["y"]).tolist() == [2.0]
     finally:
         server.stop(grace=None)
+
+
+def test_overload_is_resource_exhausted(toy_models):
+    from serving.batching import Runner
+    runner = Runner(max_concurrent=1)
+    server, port, _ = make_grpc_server(InferenceService(toy_models, runner), ["127.0.0.1:0"])
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            with runner._admitted():  # one request already in flight
+                code, details = _code(stub.Predict, _request(x=np.ones([1], np.float32)))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "in flight" in details
+            assert stub.Predict(_request(x=np.ones([1], np.float32)), timeout=10).outputs["y"]
+    finally:
+        server.stop(grace=None)

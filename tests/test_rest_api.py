@@ -174,3 +174,44 @@ def test_metrics_endpoint(toy_models):
         'model_name="toy"} 2.0' in text
     assert ':tensorflow:serving:model_version_state{model_name="toy",state="AVAILABLE",' \
         'version="3"} 1.0' in text
+
+
+def _serve(api, **kwargs):
+    server = rest.make_server(api, port=0, **kwargs)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1/models/toy:predict"
+
+
+def test_oversized_body_is_413_and_the_server_stays_up(toy_models):
+    server, url = _serve(rest.RestApi(InferenceService(toy_models), max_body_bytes=1024))
+    try:
+        big = json.dumps({"instances": [1.0] * 1000}).encode()
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(urllib.request.Request(url, data=big), timeout=10)
+        assert err.value.code == 413 and "exceeds 1024" in json.loads(err.value.read())["error"]
+        small = urllib.request.Request(url, data=b'{"instances": [1.0]}')
+        with urllib.request.urlopen(small, timeout=10) as response:
+            assert json.loads(response.read()) == {"predictions": [2.0]}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_overload_is_429(toy_models):
+    from serving.batching import Runner
+    runner = Runner(max_concurrent=1)
+    api = rest.RestApi(InferenceService(toy_models, runner))
+    with runner._admitted():  # one request already in flight
+        status, _, payload = api.handle("POST", "/v1/models/toy:predict",
+                                        b'{"instances": [1.0]}')
+    assert status == 429 and "in flight" in json.loads(payload)["error"]
+    assert api.handle("POST", "/v1/models/toy:predict", b'{"instances": [1.0]}')[0] == 200
+
+
+def test_mixed_type_instances_are_400(models):
+    status, answer = _post(models, "/v1/models/toy:predict", {
+        "signature_name": "measure",
+        "instances": [{"data": "a", "weight": 1.0}, {"data": 5, "weight": 1.0}]})
+    assert status == 400 and "expects strings" in answer["error"]
+    status, answer = _post(models, "/v1/models/toy:predict", {"instances": [1.0, "a"]})
+    assert status == 400 and "input 'x'" in answer["error"]
