@@ -1,0 +1,109 @@
+"""The attribute tagger, the VGG16 spatial-attention brand model and the transfer modes."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from trainer.models import attributes, brand_attention, transfer  # noqa: E402
+
+
+def _count(weights):
+    return sum(int(np.prod(w.shape)) for w in weights)
+
+
+def test_brand_model_has_the_studys_exact_parameter_counts():
+    model = brand_attention.build_brand_classifier(
+        6, image_size=224, augment=brand_attention.augmentation())
+    assert model.count_params() == 15_275_463
+    assert _count(model.trainable_weights) == 560_775
+    assert _count(model.non_trainable_weights) == 14_714_688
+
+
+def test_brand_attention_map_is_a_spatial_distribution():
+    model = brand_attention.build_brand_classifier(3, image_size=64)
+    scores, attention = brand_attention.attention_model(model)(
+        np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32"))
+    assert scores.shape == (2, 3) and attention.shape == (2, 8, 8)
+    np.testing.assert_allclose(np.asarray(attention).sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(scores).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_brand_training_moves_only_the_attention_and_head(tmp_path):
+    model = brand_attention.build_brand_classifier(2, image_size=32)
+    frozen = [np.array(w) for w in model.non_trainable_weights]
+    head = [np.array(w) for w in model.trainable_weights]
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    images = np.random.default_rng(1).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model.fit(images, np.array([0, 1] * 4), epochs=1, batch_size=8, verbose=0)
+    assert all(np.array_equal(a, np.array(b)) for a, b in zip(frozen,
+                                                              model.non_trainable_weights))
+    assert any(not np.array_equal(a, np.array(b)) for a, b in zip(head, model.trainable_weights))
+    path = str(tmp_path / "brand.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(restored.predict(images, verbose=0),
+                               model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("image_size,brands", [(100, 6), (224, 1)])
+def test_brand_model_rejects_bad_shapes(image_size, brands):
+    with pytest.raises(ValueError):
+        brand_attention.build_brand_classifier(brands, image_size=image_size)
+
+
+def test_attribute_tagger_gives_independent_probabilities():
+    model = attributes.build_attribute_tagger(7, image_size=32)
+    scores = np.asarray(model(np.zeros((3, 32, 32, 3), "float32")))
+    assert scores.shape == (3, 7) and ((scores > 0) & (scores < 1)).all()
+
+
+def test_soft_f1_loss():
+    truth = np.array([[1, 0, 1], [0, 1, 1]], "float32")
+    assert float(attributes.soft_f1_loss(truth, truth)) == pytest.approx(0.0, abs=1e-5)
+    assert float(attributes.soft_f1_loss(truth, 1.0 - truth)) == pytest.approx(1.0, abs=1e-5)
+    middle = float(attributes.soft_f1_loss(truth, np.full_like(truth, 0.5)))
+    assert 0.2 < middle < 0.8
+
+
+def test_decoding_keeps_one_attribute_per_exclusive_group():
+    names = ["pattern:solid", "pattern:striped", "color:red", "color:blue", "item:bag"]
+    groups = attributes.exclusive_groups(names, ["pattern", "color"])
+    assert groups == [[0, 1], [2, 3]]
+    scores = np.array([[0.9, 0.8, 0.6, 0.7, 0.9],
+                       [0.2, 0.3, 0.1, 0.4, 0.6],
+                       [0.5, 0.95, 0.99, 0.98, 0.1]], "float32")
+    tags = np.asarray(attributes.decode(scores, groups, threshold=0.5))
+    assert tags.tolist() == [[1, 0, 0, 1, 1],
+                             [0, 0, 0, 0, 1],
+                             [0, 1, 1, 0, 0]]
+    # Without groups every score above the threshold is a tag.
+    assert np.asarray(attributes.decode(scores, [], 0.5))[0].tolist() == [1, 1, 1, 1, 1]
+
+
+def test_transfer_phases():
+    assert transfer.phases("feature_extraction", 5) == [transfer.Phase(5, 0)]
+    assert transfer.phases("fine_tune", 5, fine_tune_layers=100) == [transfer.Phase(5, 100)]
+    assert transfer.phases("fine_tune", 5) == [transfer.Phase(5, None)]
+    assert transfer.phases("hybrid", 10, 50, frozen_epochs=3) == [
+        transfer.Phase(3, 0), transfer.Phase(7, 50)]
+    for args in (("hybrid", 3, 10, 3), ("hybrid", 3, 10, 0), ("bogus", 3), ("fine_tune", 0)):
+        with pytest.raises(ValueError):
+            transfer.phases(*args)
+
+
+def test_fine_tuning_the_last_layers_keeps_batchnorm_frozen():
+    model = attributes.build_attribute_tagger(3, image_size=32)
+    backbone = transfer.find_backbone(model)
+    assert backbone.name.startswith("efficientnetb0")
+    thawed = transfer.set_trainable_layers(backbone, 20)
+    last = backbone.layers[-20:]
+    assert thawed == sum(not isinstance(layer, keras.layers.BatchNormalization)
+                         for layer in last)
+    assert all(not layer.trainable for layer in backbone.layers[:-20])
+    assert all(not layer.trainable for layer in last
+               if isinstance(layer, keras.layers.BatchNormalization))
+    transfer.set_trainable_layers(backbone, 0)
+    assert not any(layer.trainable for layer in backbone.layers)
+    assert transfer.set_trainable_layers(backbone, None) == len(backbone.layers)
+    assert all(layer.trainable for layer in backbone.layers)

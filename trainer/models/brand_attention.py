@@ -1,0 +1,104 @@
+"""VGG16 + spatial attention brand classifier, as in the brand study (pure Keras 3, keras.ops).
+
+Architecture, layer for layer: pixels scaled to [0, 1] → train-time augmentation (RandomFlip,
+RandomRotation(0.1), RandomTranslation) → frozen VGG16 (no top) up to ``block4_conv3`` →
+attention branch: Conv2D(64, 3×3, same) → Dense(1) without activation → softmax over the two
+spatial axes → the ``block4_conv3`` features multiplied by that map → the frozen ``block4_pool``,
+``block5_conv1..3`` and ``block5_pool`` layers → GlobalMaxPooling2D → Dense(512, relu) →
+Dropout(0.2) → softmax over the brands. With 6 brands at 224×224 the model has 15,275,463
+parameters, 560,775 of them trainable.
+
+:func:`attention_model` shares the layers and returns ``(scores, attention map)``: the map is
+[batch, H/8, W/8] (28×28 at 224 px) and sums to 1 over each image.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+IMAGE_INPUT = "image"
+ATTENTION_LAYER = "attention_map"
+_AFTER_ATTENTION = ("block4_pool", "block5_conv1", "block5_conv2", "block5_conv3", "block5_pool")
+
+
+def augmentation(translation: float = 0.1, seed: int = 0) -> keras.Sequential:
+    """The study's augmentation (identity at inference)."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.1, fill_mode="constant", seed=seed + 1),
+        keras.layers.RandomTranslation(translation, translation, fill_mode="constant",
+                                       seed=seed + 2),
+    ], name="augmentation")
+
+
+@keras.saving.register_keras_serializable(package="fashion")
+class SpatialSoftmax(keras.layers.Layer):
+    """Softmax over the two spatial axes of a [batch, H, W, 1] map → [batch, H, W]."""
+
+    def call(self, logits):
+        shape = ops.shape(logits)
+        flat = ops.reshape(logits, (shape[0], shape[1] * shape[2]))
+        return ops.reshape(ops.softmax(flat, axis=-1), (shape[0], shape[1], shape[2]))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:3])
+
+
+@keras.saving.register_keras_serializable(package="fashion")
+class ApplyAttention(keras.layers.Layer):
+    """Multiplies [batch, H, W, C] features by a [batch, H, W] attention map."""
+
+    def call(self, features, attention):
+        return features * ops.expand_dims(attention, -1)
+
+    def compute_output_shape(self, features_shape, attention_shape):
+        return tuple(features_shape)
+
+
+def _layers(num_brands: int, image_size: int, weights, dropout: float, augment):
+    if num_brands < 2:
+        raise ValueError(f"a brand classifier needs at least 2 brands, got {num_brands}")
+    if image_size % 32:
+        raise ValueError(f"image_size must be a multiple of 32 (VGG16 pools 5 times), got "
+                         f"{image_size}")
+    vgg = keras.applications.VGG16(include_top=False, weights=weights,
+                                   input_shape=(image_size, image_size, 3))
+    vgg.trainable = False
+    inputs = keras.Input((image_size, image_size, 3), name=IMAGE_INPUT, dtype="float32")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="scale_0_1")(inputs)
+    if augment is not None:
+        x = augment(x)
+    features = keras.Model(vgg.input, vgg.get_layer("block4_conv3").output,
+                           name="vgg16_to_block4_conv3")
+    features.trainable = False
+    f = features(x)
+    a = keras.layers.Conv2D(64, 3, padding="same", name="attention_conv")(f)
+    a = keras.layers.Dense(1, name="attention_logits")(a)
+    attention = SpatialSoftmax(name=ATTENTION_LAYER)(a)
+    x = ApplyAttention(name="attended_features")(f, attention)
+    for name in _AFTER_ATTENTION:
+        layer = vgg.get_layer(name)
+        layer.trainable = False
+        x = layer(x)
+    x = keras.layers.GlobalMaxPooling2D(name="global_max_pool")(x)
+    x = keras.layers.Dense(512, activation="relu", name="head_dense")(x)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    scores = keras.layers.Dense(num_brands, activation="softmax", name="scores",
+                                dtype="float32")(x)
+    return inputs, scores, attention
+
+
+def build_brand_classifier(num_brands: int, *, image_size: int = 224, weights=None,
+                           dropout: float = 0.2,
+                           augment: keras.Sequential | None = None) -> keras.Model:
+    """The brand classifier (scores only). ``weights``: None, 'imagenet' or a VGG16 file."""
+    inputs, scores, _ = _layers(num_brands, image_size, weights, dropout, augment)
+    return keras.Model(inputs, scores, name="vgg16_attention_brand")
+
+
+def attention_model(classifier: keras.Model) -> keras.Model:
+    """``(scores, attention map)`` from a built classifier, sharing its weights."""
+    return keras.Model(classifier.inputs,
+                       [classifier.output, classifier.get_layer(ATTENTION_LAYER).output],
+                       name="vgg16_attention_brand_with_map")

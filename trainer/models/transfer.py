@@ -1,0 +1,70 @@
+"""Transfer-learning modes of the pipeline study (pure Keras 3).
+
+``feature_extraction``: the backbone is frozen, only the head trains. ``fine_tune``: the last
+``fine_tune_layers`` layers of the backbone train with the head (0 or more than the backbone has:
+all of it). ``hybrid``: ``frozen_epochs`` of feature extraction, then fine-tuning. BatchNormalization
+layers stay frozen whenever any part of the backbone is (Keras' fine-tuning advice: their moving
+statistics would otherwise be dragged by the small new-data batches).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+MODES = ("feature_extraction", "fine_tune", "hybrid")
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """``epochs`` of training with ``trainable_layers`` backbone layers unfrozen (None: all)."""
+
+    epochs: int
+    trainable_layers: int | None
+
+
+def phases(mode: str, epochs: int, fine_tune_layers: int = 0,
+           frozen_epochs: int = 0) -> list[Phase]:
+    """The training phases of ``mode`` over ``epochs`` epochs."""
+    if mode not in MODES:
+        raise ValueError(f"unknown transfer mode {mode!r}; choose from {MODES}")
+    if epochs < 1:
+        raise ValueError("epochs must be >= 1")
+    tune = fine_tune_layers if fine_tune_layers > 0 else None
+    if mode == "feature_extraction":
+        return [Phase(epochs, 0)]
+    if mode == "fine_tune":
+        return [Phase(epochs, tune)]
+    if not 0 < frozen_epochs < epochs:
+        raise ValueError(f"hybrid needs 0 < frozen_epochs < epochs, got {frozen_epochs} of "
+                         f"{epochs}")
+    return [Phase(frozen_epochs, 0), Phase(epochs - frozen_epochs, tune)]
+
+
+def find_backbone(model: keras.Model) -> keras.Model:
+    """The backbone sub-model of a classifier built by ``trainer.models`` (the largest one)."""
+    candidates = [layer for layer in model.layers if isinstance(layer, keras.Model)
+                  and layer.name != "augmentation"]
+    if not candidates:
+        raise ValueError(f"model {model.name} has no backbone sub-model")
+    return max(candidates, key=lambda layer: layer.count_params())
+
+
+def set_trainable_layers(backbone: keras.Model, trainable_layers: int | None) -> int:
+    """Freezes the backbone except its last ``trainable_layers`` layers (None: all trainable,
+    0: all frozen). Returns the number of backbone layers left trainable."""
+    layers = backbone.layers
+    backbone.trainable = True  # does not thaw layers frozen one by one: each is set below
+    if trainable_layers is None or trainable_layers >= len(layers):
+        for layer in layers:
+            layer.trainable = True
+        return len(layers)
+    first_trainable = len(layers) - trainable_layers
+    count = 0
+    for index, layer in enumerate(layers):
+        thaw = index >= first_trainable and not isinstance(
+            layer, keras.layers.BatchNormalization)
+        layer.trainable = thaw
+        count += thaw
+    return count
