@@ -120,17 +120,22 @@ def cmd_run(args) -> int:
         return 2, None
     from pipeline import runner
     summary = runner.run(config, log=lambda message: print(message, file=sys.stderr, flush=True))
-    pushed = summary["pushed_models"]["category"]
-    evaluation = summary["evaluation"]["category"] or {}
-    overall = evaluation.get("slices", {}).get("overall", {})
-    return 0, _render(args, summary, "\n".join([
-        f"pipeline finished in {summary['seconds']} s",
-        f"  ML Metadata: {summary['metadata']}",
-        f"  category eval accuracy: {overall.get('sparse_categorical_accuracy', 'n/a')} "
-        f"on {overall.get('example_count', 'n/a')} examples "
-        f"({'blessed' if evaluation.get('blessed') else 'not blessed'})",
-        f"  infra validation: {_infra_text(summary['infra_validation']['category'])}",
-        f"  pushed category model: {pushed or 'none (not blessed)'}"]))
+    lines = [f"pipeline finished in {summary['seconds']} s",
+             f"  ML Metadata: {summary['metadata']}"]
+    for family, evaluation in summary["evaluation"].items():
+        evaluation = evaluation or {}
+        overall = evaluation.get("slices", {}).get("overall", {})
+        headline = {k: v for k, v in overall.items()
+                    if k in ("sparse_categorical_accuracy", "example_count")
+                    or k.split("_")[0] in ("micro", "macro") and "[" not in k}
+        lines += [f"  {family}: eval {headline or 'n/a'} "
+                  f"({'blessed' if evaluation.get('blessed') else 'not blessed'})",
+                  f"    infra validation: {_infra_text(summary['infra_validation'][family])}",
+                  f"    pushed: {summary['pushed_models'][family] or 'none'}"]
+    if summary.get("models_config"):
+        lines.append(f"  serve them all: fashion serve --model_config_file="
+                     f"{summary['models_config']}")
+    return 0, _render(args, summary, "\n".join(lines))
 
 
 def _infra_text(report) -> str:
@@ -221,8 +226,13 @@ def cmd_evaluate(args) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"fashion evaluate: error: {err}", file=sys.stderr)
         return 2, None
-    text = [f"{args.family} model {result['model']} on {result['examples']} examples:",
-            f"  accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}"]
+    text = [f"{args.family} model {result['model']} on {result['examples']} examples:"]
+    if "exact_match" in result:
+        text.append(f"  exact match {result['exact_match']:.4f}  binary accuracy "
+                    f"{result['binary_accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}  "
+                    f"micro F1 {result['micro_f1']:.4f}")
+    else:
+        text.append(f"  accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}")
     for k in (3, 5):
         if f"top_{k}_accuracy" in result:
             text.append(f"  top-{k} accuracy {result[f'top_{k}_accuracy']:.4f}")
@@ -304,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="compute a family's metrics for a pushed model")
-    e.add_argument("--family", default="category", choices=("category",))
+    e.add_argument("--family", default="category", choices=("category", "attributes", "brand"))
     e.add_argument("--model", required=True, help="a SavedModel or a folder of versions")
     e.add_argument("--data", required=True, help="TFRecord glob of contract records")
     e.add_argument("--batch-size", type=int, default=64)

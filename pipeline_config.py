@@ -3,7 +3,7 @@
 Everything is a frozen dataclass; nothing here touches the file system or imports TensorFlow, so
 importing this module is cheap and safe. A model family's config reaches its trainer through the
 Trainer's ``custom_config`` (``dataclasses.asdict``) and is rebuilt there with
-:meth:`CategoryConfig.from_dict`.
+:meth:`TrainingConfig.from_dict` of the family's config class.
 
 Profiles:
   ``smoke``   tiny images and model, a few steps: tests and quick checks (~1 minute of training).
@@ -86,17 +86,24 @@ class AugmentationConfig:
             _check(0.0 <= getattr(self, name) < 0.5, f"augmentation {name} must be in [0, 0.5)")
 
 
-@dataclasses.dataclass(frozen=True)
-class CategoryConfig:
-    """The EfficientNet garment-category classifier (single label)."""
+FAMILIES = ("category", "attributes", "brand")
+TRANSFER_MODES = ("feature_extraction", "fine_tune", "hybrid")
+IMBALANCE_STRATEGIES = ("none", "class_weights", "oversample")
 
-    backbone: str = "b0"
-    image_size: int = 0  # 0: the variant's own input size
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """What every family's training shares: optimiser, schedule, transfer mode, devices.
+
+    Transfer modes (pipeline study): ``feature_extraction`` (frozen backbone), ``fine_tune``
+    (the last ``fine_tune_layers`` backbone layers train, 0: all of it) and ``hybrid``
+    (``frozen_epochs`` frozen, then fine-tuning). ``imbalance``: ``class_weights`` or
+    ``oversample`` (rare classes drawn more often; the train-time augmentation makes the repeats
+    differ). Training resumes after an interruption from checkpoints in the workspace.
+    """
+
     weights: str = "none"  # 'none', 'imagenet' or a path to a backbone .weights.h5 file
     dropout: float = 0.5
-    # Keras' default (0.99) suits fine-tuning; from-scratch training on little data needs a
-    # faster one or inference-mode statistics trail the weights (see build_classifier).
-    batchnorm_momentum: float = 0.9
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     batch_size: int = 32
@@ -107,35 +114,115 @@ class CategoryConfig:
     # From-scratch training sits at chance for a few epochs before it takes off; early stopping
     # only watches from this epoch on.
     early_stopping_start_epoch: int = 0
+    transfer_mode: str = "fine_tune"
+    fine_tune_layers: int = 0
+    frozen_epochs: int = 0
+    imbalance: str = "none"
+    mixed_precision: bool = False  # mixed_float16 on GPUs (ignored on CPU)
     augmentation: AugmentationConfig = AugmentationConfig()
-    accuracy_threshold: float = 0.5  # Evaluator blesses only above this eval accuracy
     seed: int = 42
 
     def __post_init__(self):
-        _check(self.backbone in EFFICIENTNET_INPUT_SIZES,
-               f"backbone must be one of {sorted(EFFICIENTNET_INPUT_SIZES)}")
-        _check(self.image_size == 0 or 32 <= self.image_size <= 1024,
-               "category image_size must be 0 (variant default) or 32..1024")
         _validate_weights(self.weights)
         _check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
-        _check(0.0 < self.batchnorm_momentum < 1.0, "batchnorm_momentum must be in (0, 1)")
         _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
         _check(0.0 < self.learning_rate < 1.0, "learning_rate must be in (0, 1)")
         _check(self.batch_size >= 1 and self.epochs >= 1, "batch_size and epochs must be >= 1")
         _check(self.steps_per_epoch >= 0 and self.eval_steps >= 0, "steps must be >= 0")
         _check(self.early_stopping_patience >= 0 and self.early_stopping_start_epoch >= 0,
                "early stopping settings must be >= 0")
+        _check(self.transfer_mode in TRANSFER_MODES,
+               f"transfer_mode must be one of {TRANSFER_MODES}")
+        _check(self.fine_tune_layers >= 0, "fine_tune_layers must be >= 0")
+        _check(self.transfer_mode != "hybrid" or 0 < self.frozen_epochs < self.epochs,
+               "hybrid transfer needs 0 < frozen_epochs < epochs")
+        _check(self.imbalance in IMBALANCE_STRATEGIES,
+               f"imbalance must be one of {IMBALANCE_STRATEGIES}")
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """Rebuilds the config from ``dataclasses.asdict`` output (the Trainer's custom_config)."""
+        data = dict(data)
+        data["augmentation"] = AugmentationConfig(**data.get("augmentation", {}))
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoryConfig(TrainingConfig):
+    """The EfficientNet garment-category classifier (single label)."""
+
+    backbone: str = "b0"
+    image_size: int = 0  # 0: the variant's own input size
+    # Keras' default (0.99) suits fine-tuning; from-scratch training on little data needs a
+    # faster one or inference-mode statistics trail the weights (see build_classifier).
+    batchnorm_momentum: float = 0.9
+    accuracy_threshold: float = 0.5  # Evaluator blesses only above this eval accuracy
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(self.backbone in EFFICIENTNET_INPUT_SIZES,
+               f"backbone must be one of {sorted(EFFICIENTNET_INPUT_SIZES)}")
+        _check(self.image_size == 0 or 32 <= self.image_size <= 1024,
+               "category image_size must be 0 (variant default) or 32..1024")
+        _check(0.0 < self.batchnorm_momentum < 1.0, "batchnorm_momentum must be in (0, 1)")
         _check(0.0 <= self.accuracy_threshold <= 1.0, "accuracy_threshold must be in [0, 1]")
 
     @property
     def input_size(self) -> int:
         return self.image_size or EFFICIENTNET_INPUT_SIZES[self.backbone]
 
+
+@dataclasses.dataclass(frozen=True)
+class AttributesConfig(TrainingConfig):
+    """The multi-label EfficientNet attribute tagger (sigmoid head)."""
+
+    backbone: str = "b0"
+    image_size: int = 0
+    batchnorm_momentum: float = 0.9
+    loss: str = "binary_crossentropy"  # or 'soft_f1'
+    threshold: float = 0.5  # a tag is on at or above this score
+    # Families in which at most one attribute can be on (the study: one pattern, one style).
+    exclusive_families: tuple = ("pattern", "color", "sleeve", "length")
+    micro_f1_threshold: float = 0.0  # Evaluator blesses only above this micro-averaged F1
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(self.backbone in EFFICIENTNET_INPUT_SIZES,
+               f"backbone must be one of {sorted(EFFICIENTNET_INPUT_SIZES)}")
+        _check(self.image_size == 0 or 32 <= self.image_size <= 1024,
+               "attributes image_size must be 0 (variant default) or 32..1024")
+        _check(self.loss in ("binary_crossentropy", "soft_f1"),
+               "loss must be binary_crossentropy or soft_f1")
+        _check(0.0 < self.threshold < 1.0, "threshold must be in (0, 1)")
+        _check(0.0 <= self.micro_f1_threshold <= 1.0, "micro_f1_threshold must be in [0, 1]")
+        _check(self.imbalance == "none", "attributes are multi-label: class weights and "
+               "oversampling apply to the single-label families only (imbalance must be none)")
+
+    @property
+    def input_size(self) -> int:
+        return self.image_size or EFFICIENTNET_INPUT_SIZES[self.backbone]
+
     @classmethod
-    def from_dict(cls, data: dict) -> "CategoryConfig":
+    def from_dict(cls, data: dict):
         data = dict(data)
-        data["augmentation"] = AugmentationConfig(**data.get("augmentation", {}))
-        return cls(**data)
+        data["exclusive_families"] = tuple(data.get("exclusive_families", ()))
+        return super().from_dict(data)
+
+
+@dataclasses.dataclass(frozen=True)
+class BrandConfig(TrainingConfig):
+    """The VGG16 spatial-attention brand classifier (brand study: frozen VGG16, 224 px)."""
+
+    image_size: int = 224  # a multiple of 32
+    dropout: float = 0.2
+    transfer_mode: str = "feature_extraction"  # the study keeps VGG16 frozen
+    accuracy_threshold: float = 0.5
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(self.image_size % 32 == 0 and 32 <= self.image_size <= 1024,
+               "brand image_size must be a multiple of 32 in 32..1024")
+        _check(0.0 <= self.accuracy_threshold <= 1.0, "accuracy_threshold must be in [0, 1]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +253,11 @@ class PipelineConfig:
     profile: str = "default"
     data: DataConfig = DataConfig()
     transform: TransformConfig = TransformConfig()
+    # The model families the pipeline trains, each its own Trainer → Evaluator → Pusher branch.
+    families: tuple = ("category", "attributes", "brand")
     category: CategoryConfig = CategoryConfig()
+    attributes: AttributesConfig = AttributesConfig()
+    brand: BrandConfig = BrandConfig()
     beam: BeamConfig = BeamConfig()
     serving_dir: str = ""  # empty: <workspace>/serving
 
@@ -174,6 +265,8 @@ class PipelineConfig:
         _check(bool(self.name) and self.name.replace("-", "").replace("_", "").isalnum(),
                "pipeline name must be alphanumeric with - or _")
         _check(bool(self.workspace), "workspace must be set")
+        _check(bool(self.families) and set(self.families) <= set(FAMILIES),
+               f"families must be a non-empty subset of {FAMILIES}")
 
     @property
     def workspace_dir(self) -> str:
@@ -192,6 +285,11 @@ class PipelineConfig:
         return _join(self.workspace_dir, "metadata.sqlite")
 
     @property
+    def checkpoint_root(self) -> str:
+        """Resumable training checkpoints (kept only while a training is unfinished)."""
+        return _join(self.workspace_dir, "checkpoints")
+
+    @property
     def serving_root(self) -> str:
         return _resolve(self.serving_dir or _join(self.workspace_dir, "serving"))
 
@@ -206,6 +304,10 @@ def _smoke() -> PipelineConfig:
         transform=TransformConfig(image_size=32),
         category=CategoryConfig(image_size=32, batch_size=8, epochs=1, steps_per_epoch=3,
                                 eval_steps=2, accuracy_threshold=0.0),
+        attributes=AttributesConfig(image_size=32, batch_size=8, epochs=1, steps_per_epoch=3,
+                                    eval_steps=2, micro_f1_threshold=0.0),
+        brand=BrandConfig(image_size=32, batch_size=8, epochs=1, steps_per_epoch=3, eval_steps=2,
+                          accuracy_threshold=0.0),
     )
 
 
@@ -222,6 +324,16 @@ def _default() -> PipelineConfig:
             early_stopping_patience=3, early_stopping_start_epoch=5, accuracy_threshold=0.3,
             augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.0,
                                             translation=0.05)),
+        attributes=AttributesConfig(
+            image_size=96, batch_size=32, epochs=6, learning_rate=2e-3, dropout=0.2,
+            early_stopping_patience=2, early_stopping_start_epoch=3, micro_f1_threshold=0.2,
+            augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.0,
+                                            translation=0.05)),
+        # VGG16 stays frozen (feature extraction) as in the brand study; without ImageNet
+        # weights offline its random filters still carry the colour and texture cues brands
+        # differ by. 64 px and 50 steps an epoch keep it to a few CPU minutes.
+        brand=BrandConfig(image_size=64, batch_size=32, epochs=4, steps_per_epoch=50,
+                          accuracy_threshold=0.2),
     )
 
 
@@ -232,6 +344,10 @@ def _full() -> PipelineConfig:
         transform=TransformConfig(image_size=240),
         category=CategoryConfig(backbone="b1", batch_size=32, epochs=40, learning_rate=1e-4,
                                 early_stopping_patience=5, accuracy_threshold=0.8),
+        attributes=AttributesConfig(backbone="b1", batch_size=32, epochs=40, learning_rate=1e-4,
+                                    early_stopping_patience=5, micro_f1_threshold=0.6),
+        brand=BrandConfig(image_size=224, batch_size=32, epochs=30, early_stopping_patience=5,
+                          accuracy_threshold=0.6),
         beam=BeamConfig(direct_num_workers=0, direct_running_mode="multi_processing"),
     )
 
@@ -270,6 +386,8 @@ def replace_nested(config, path: str, value):
                 value = value.lower() in ("1", "true", "yes", "on")
             elif isinstance(current, (int, float)):
                 value = type(current)(value)
+            elif isinstance(current, tuple):
+                value = tuple(item.strip() for item in value.split(",") if item.strip())
             else:
                 raise ConfigError(f"cannot set {path} from the command line")
         except ValueError:

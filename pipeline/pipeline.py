@@ -20,31 +20,82 @@ from schemas import features as F
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 CATEGORY_RUN_FN = "trainer.category.run_fn"
+RUN_FNS = {"category": CATEGORY_RUN_FN, "attributes": "trainer.attributes.run_fn",
+           "brand": "trainer.brand.run_fn"}
 # Must match serving.signatures (not imported: the pipeline does not import model code).
 SERVING_SIGNATURE = "serving_default"
 TRANSFORM_SIGNATURE = "transform_features"
 SCORES_OUTPUT = "scores"
 
 
-def category_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
-    """TFMA config of the category family: accuracy (blessing threshold), per-category slices."""
+def _model_spec(label_key: str) -> tfma.ModelSpec:
+    return tfma.ModelSpec(signature_name=SERVING_SIGNATURE, label_key=label_key,
+                          prediction_key=SCORES_OUTPUT,
+                          preprocessing_function_names=[TRANSFORM_SIGNATURE])
+
+
+def _overall_lower_bound(value: float) -> list:
+    # The blessing threshold applies to the overall slice only: a plain `threshold` would apply
+    # to every per-class slice and one rare class would block a push.
+    return [tfma.PerSliceMetricThreshold(
+        slicing_specs=[tfma.SlicingSpec()],
+        threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+            lower_bound={"value": value})))]
+
+
+def single_label_eval_config(label_key: str, slice_feature: str,
+                             accuracy_threshold: float) -> tfma.EvalConfig:
+    """TFMA config of a single-label family: accuracy (blessing threshold), top-k, per-class
+    slices on the raw label feature, confusion matrix."""
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(
-            signature_name=SERVING_SIGNATURE, label_key=F.CATEGORY_LABEL,
-            prediction_key=SCORES_OUTPUT, preprocessing_function_names=[TRANSFORM_SIGNATURE])],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[F.IMAGE_CLASS_TEXT])],
+        model_specs=[_model_spec(label_key)],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[slice_feature])],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
-            # The blessing threshold applies to the overall slice only: a plain `threshold`
-            # would apply to every per-category slice and one rare category would block a push.
-            tfma.MetricConfig(
-                class_name="SparseCategoricalAccuracy",
-                per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-                    slicing_specs=[tfma.SlicingSpec()],
-                    threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-                        lower_bound={"value": accuracy_threshold})))]),
+            tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
+                              per_slice_thresholds=_overall_lower_bound(accuracy_threshold)),
             tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
         ])])
+
+
+def category_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
+    """TFMA config of the category family."""
+    return single_label_eval_config(F.CATEGORY_LABEL, F.IMAGE_CLASS_TEXT, accuracy_threshold)
+
+
+def attributes_eval_config(micro_f1_threshold: float, threshold: float) -> tfma.EvalConfig:
+    """TFMA config of the attribute tagger: per-attribute binary accuracy, precision, recall and
+    F1 (one result per attribute id), and micro-averaged F1 and binary accuracy over all
+    attributes; micro F1 blesses (a macro threshold would fail on attributes absent from the
+    eval split, whose F1 is undefined)."""
+    config = f'{{"thresholds": [{threshold}]}}'
+    accuracy_config = f'{{"threshold": {threshold}}}'
+    return tfma.EvalConfig(
+        model_specs=[_model_spec(F.ATTRIBUTE_LABELS)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]),
+            tfma.MetricsSpec(
+                metrics=[tfma.MetricConfig(class_name="BinaryAccuracy", config=accuracy_config),
+                         tfma.MetricConfig(class_name="Precision", config=config),
+                         tfma.MetricConfig(class_name="Recall", config=config),
+                         tfma.MetricConfig(class_name="F1Score", config=config)],
+                binarize=tfma.BinarizationOptions(
+                    class_ids={"values": list(range(len(F.ATTRIBUTE_VOCABULARY)))})),
+            tfma.MetricsSpec(
+                metrics=[tfma.MetricConfig(class_name="BinaryAccuracy", config=accuracy_config),
+                         tfma.MetricConfig(
+                             class_name="F1Score", config=config,
+                             threshold=tfma.MetricThreshold(
+                                 value_threshold=tfma.GenericValueThreshold(
+                                     lower_bound={"value": micro_f1_threshold})))],
+                aggregate=tfma.AggregationOptions(micro_average=True)),
+        ])
+
+
+def brand_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
+    """TFMA config of the brand family."""
+    return single_label_eval_config(F.BRAND_LABEL, F.BRAND, accuracy_threshold)
 
 
 def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
@@ -73,29 +124,39 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
     # skipped by the failure of) the gate.
     transform.add_upstream_node(gate)
 
-    trainer = tfx.components.Trainer(
-        run_fn=CATEGORY_RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        custom_config={"category": dataclasses.asdict(config.category),
-                       "image_size": config.transform.image_size},
-    ).with_id("CategoryTrainer")
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        eval_config=category_eval_config(config.category.accuracy_threshold),
-        example_splits=["eval"],
-    ).with_id("CategoryEvaluator")
-    infra_validator = ServingInfraValidator(
-        model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
-    ).with_id("CategoryInfraValidator")
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-        infra_blessing=infra_validator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=config.serving_model_dir("category"))),
-    ).with_id("CategoryPusher")
+    eval_configs = {
+        "category": category_eval_config(config.category.accuracy_threshold),
+        "attributes": attributes_eval_config(config.attributes.micro_f1_threshold,
+                                             config.attributes.threshold),
+        "brand": brand_eval_config(config.brand.accuracy_threshold),
+    }
+    branches = []
+    for family in config.families:
+        prefix = family.capitalize()
+        trainer = tfx.components.Trainer(
+            run_fn=RUN_FNS[family],
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            custom_config={family: dataclasses.asdict(getattr(config, family)),
+                           "image_size": config.transform.image_size,
+                           "checkpoint_root": config.checkpoint_root},
+        ).with_id(f"{prefix}Trainer")
+        evaluator = tfx.components.Evaluator(
+            examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+            eval_config=eval_configs[family], example_splits=["eval"],
+        ).with_id(f"{prefix}Evaluator")
+        infra_validator = ServingInfraValidator(
+            model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
+        ).with_id(f"{prefix}InfraValidator")
+        pusher = tfx.components.Pusher(
+            model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+            infra_blessing=infra_validator.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(
+                    base_directory=config.serving_model_dir(family))),
+        ).with_id(f"{prefix}Pusher")
+        branches += [trainer, evaluator, infra_validator, pusher]
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
@@ -104,7 +165,7 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
             tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
             if local_metadata else None),
         components=[example_gen, statistics_gen, schema_gen, example_validator, gate, transform,
-                    trainer, evaluator, infra_validator, pusher],
+                    *branches],
         enable_cache=enable_cache,
         beam_pipeline_args=config.beam.args(),
     )

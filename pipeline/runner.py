@@ -9,7 +9,9 @@ import time
 from typing import Callable, Optional
 
 from components.catalog_import.spans import SpanWriter, existing_spans
+from pipeline_config import FAMILIES as FAMILIES_ORDER
 from pipeline_config import PipelineConfig
+from schemas.features import ATTRIBUTE_VOCABULARY
 
 
 def ensure_catalog(config: PipelineConfig, log: Callable[[str], None] = print) -> Optional[dict]:
@@ -43,23 +45,50 @@ def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
     generated = ensure_catalog(config, log)
     os.makedirs(config.workspace_dir, exist_ok=True)
     log(f"running pipeline {config.name!r} (profile {config.profile}) in {config.workspace_dir}")
-    serving_dir = config.serving_model_dir("category")
-    before = set(glob.glob(os.path.join(serving_dir, "*")))
+    before = {family: set(glob.glob(os.path.join(config.serving_model_dir(family), "*")))
+              for family in config.families}
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
     # Only a version this run wrote counts: an unblessed model leaves the serving dir as it was.
-    pushed = sorted(set(glob.glob(os.path.join(serving_dir, "*"))) - before)
+    pushed = {}
+    for family in config.families:
+        new = set(glob.glob(os.path.join(config.serving_model_dir(family), "*"))) - before[family]
+        pushed[family] = max(new, key=lambda p: int(os.path.basename(p))) if new else None
+    models_config = write_models_config(config)
+    prefix = {family: family.capitalize() for family in config.families}
     return {
-        "evaluation": {"category": latest_evaluation(config.pipeline_root, "CategoryEvaluator")},
-        "infra_validation": {"category": latest_infra_validation(config.pipeline_root,
-                                                                 "CategoryInfraValidator")},
+        "evaluation": {f: latest_evaluation(
+            config.pipeline_root, f"{prefix[f]}Evaluator",
+            ATTRIBUTE_VOCABULARY if f == "attributes" else None) for f in config.families},
+        "infra_validation": {f: latest_infra_validation(config.pipeline_root,
+                                                        f"{prefix[f]}InfraValidator")
+                             for f in config.families},
         "profile": config.profile,
         "workspace": config.workspace_dir,
         "catalog_root": config.catalog_root,
         "generated": generated,
         "metadata": config.metadata_path,
-        "pushed_models": {"category": pushed[-1] if pushed else None},
+        "pushed_models": pushed,
+        "models_config": models_config,
         "seconds": round(time.monotonic() - start, 1),
     }
+
+
+def write_models_config(config: PipelineConfig) -> Optional[str]:
+    """Writes ``<serving root>/models.config`` (TF Serving's ModelServerConfig text proto) for
+    every family with a pushed version, so ``fashion serve --model_config_file`` serves them all.
+    """
+    families = [f for f in FAMILIES_ORDER if f in config.families
+                and glob.glob(os.path.join(config.serving_model_dir(f), "[0-9]*"))]
+    if not families:
+        return None
+    path = os.path.join(config.serving_root, "models.config")
+    with open(path, "w") as handle:
+        handle.write("model_config_list {\n")
+        for family in families:
+            handle.write(f'  config {{ name: "{family}" base_path: '
+                         f'"{config.serving_model_dir(family)}" model_platform: "tensorflow" }}\n')
+        handle.write("}\n")
+    return path
 
 
 def _newest_output(pipeline_root: str, node_id: str, output: str) -> Optional[str]:
@@ -82,8 +111,27 @@ def latest_infra_validation(pipeline_root: str, validator_id: str) -> Optional[d
     return None
 
 
-def latest_evaluation(pipeline_root: str, evaluator_id: str) -> Optional[dict]:
-    """Overall and per-slice metrics and the blessing of an Evaluator's newest execution."""
+def _metric_name(metric: str, sub_key: str, class_names) -> str:
+    # TFMA names aggregated metrics after their options ("micro_average: true\n_f1_score").
+    if "\n_" in metric:
+        options, _, base = metric.partition("\n_")
+        metric = f"{options.split('_average')[0]}_{base}"
+    if not sub_key:
+        return metric
+    if sub_key.startswith("classId:") and class_names:
+        index = int(sub_key.split(":", 1)[1])
+        if index < len(class_names):
+            sub_key = class_names[index]
+    return f"{metric}[{sub_key}]"
+
+
+def latest_evaluation(pipeline_root: str, evaluator_id: str,
+                      class_names=None) -> Optional[dict]:
+    """Overall and per-slice metrics and the blessing of an Evaluator's newest execution.
+
+    Per-class results (TFMA sub keys ``classId:N``) are named ``metric[class name]`` when
+    ``class_names`` is given, and a ``macro_f1_score`` (mean of the defined per-class F1) is
+    added when per-class F1 exists."""
     import tensorflow_model_analysis as tfma
     newest = _newest_output(pipeline_root, evaluator_id, "evaluation")
     if newest is None:
@@ -92,8 +140,17 @@ def latest_evaluation(pipeline_root: str, evaluator_id: str) -> Optional[dict]:
     slices = {}
     for slice_key, metrics in result.slicing_metrics:
         name = ", ".join(f"{k}={v}" for k, v in slice_key) or "overall"
-        slices[name] = {metric: round(value.get("doubleValue", float("nan")), 4)
-                        for metric, value in metrics[""][""].items() if "doubleValue" in value}
+        values, per_class_f1 = {}, []
+        for sub_key, named in metrics.get("", {}).items():
+            for metric, value in named.items():
+                if "doubleValue" in value:
+                    number = float(value["doubleValue"])
+                    values[_metric_name(metric, sub_key, class_names)] = round(number, 4)
+                    if sub_key and metric == "f1_score" and number == number:
+                        per_class_f1.append(number)
+        if per_class_f1:
+            values["macro_f1_score"] = round(sum(per_class_f1) / len(per_class_f1), 4)
+        slices[name] = values
     blessing = os.path.join(pipeline_root, evaluator_id, "blessing",
                             os.path.basename(newest), "BLESSED")
     return {"path": newest, "blessed": os.path.exists(blessing), "slices": slices}

@@ -108,3 +108,6 @@ SCHEMA_DIR = os.path.dirname(SCHEMA_PATH)
 TRANSFORMED_IMAGE = "image_png"  # resized RGB pixels, PNG re-encoded (lossless and compact)
 CATEGORY_LABEL = "category_label"  # index into the CATEGORY_VOCABULARY file, -1 when unlabelled
 CATEGORY_VOCABULARY = "category"  # TF Transform vocabulary file name
+BRAND_LABEL = "brand_label"  # index into the BRAND_VOCABULARY file, -1 when unlabelled
+BRAND_VOCABULARY = "brand"
+ATTRIBUTE_LABELS = "attribute_labels"  # multi-hot float [len(ATTRIBUTE_VOCABULARY)]

@@ -14,7 +14,9 @@ import numpy as np
 
 from schemas import features as F
 
-FAMILIES = ("category",)
+FAMILIES = ("category", "attributes", "brand")
+# The raw feature holding each single-label family's label.
+LABEL_FEATURES = {"category": F.IMAGE_CLASS_TEXT, "brand": F.BRAND}
 
 
 def latest_version(model_path: str) -> str:
@@ -99,6 +101,34 @@ def read_record_images(data_pattern: str, limit: int) -> list[tuple[str, bytes]]
     return found
 
 
+def multilabel_metrics(truth: np.ndarray, tags: np.ndarray, names: list[str]) -> dict:
+    """Exact match, binary accuracy (1 − Hamming loss), macro and micro F1 and per-attribute
+    precision/recall/F1 from 0/1 ``truth`` and ``tags`` ([examples, attributes])."""
+    truth, tags = truth.astype(bool), tags.astype(bool)
+    tp = (truth & tags).sum(axis=0)
+    fp = (~truth & tags).sum(axis=0)
+    fn = (truth & ~tags).sum(axis=0)
+    per_attribute, f1s = {}, []
+    for i, name in enumerate(names):
+        support = int(tp[i] + fn[i])
+        precision = tp[i] / (tp[i] + fp[i]) if tp[i] + fp[i] else 0.0
+        recall = tp[i] / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        if support:
+            f1s.append(f1)
+            per_attribute[name] = {"support": support, "precision": round(float(precision), 4),
+                                   "recall": round(float(recall), 4), "f1": round(float(f1), 4)}
+    micro_p = tp.sum() / max(1, tp.sum() + fp.sum())
+    micro_r = tp.sum() / max(1, tp.sum() + fn.sum())
+    return {"examples": int(truth.shape[0]),
+            "exact_match": float(np.mean((truth == tags).all(axis=1))),
+            "binary_accuracy": float(np.mean(truth == tags)),
+            "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
+            "micro_f1": float(2 * micro_p * micro_r / (micro_p + micro_r))
+            if micro_p + micro_r else 0.0,
+            "per_attribute": per_attribute}
+
+
 def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 64,
              progress: Optional[Callable[[int], None]] = None) -> dict:
     """Computes ``family``'s metrics for the model at ``model_path`` on ``data_pattern``."""
@@ -109,11 +139,13 @@ def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 
     dataset = record_dataset(data_pattern).batch(batch_size)
     model = tf.saved_model.load(export_dir)
     serve = model.signatures["serving_default"]
+    if family == "attributes":
+        return _evaluate_attributes(serve, dataset, export_dir, data_pattern, progress)
+    label_feature = LABEL_FEATURES[family]
     labels, all_scores, class_names, skipped = [], [], None, 0
     for batch in dataset:
-        parsed = tf.io.parse_example(batch, {
-            F.IMAGE_CLASS_TEXT: tf.io.VarLenFeature(tf.string)})
-        texts = tf.sparse.to_dense(parsed[F.IMAGE_CLASS_TEXT], default_value=b"").numpy()
+        parsed = tf.io.parse_example(batch, {label_feature: tf.io.VarLenFeature(tf.string)})
+        texts = tf.sparse.to_dense(parsed[label_feature], default_value=b"").numpy()
         keep = np.array([row.size > 0 and row[0] != b"" for row in texts], bool)
         skipped += int((~keep).sum())
         if not keep.any():
@@ -126,8 +158,38 @@ def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 
         if progress:
             progress(len(labels))
     if not labels:
-        raise ValueError(f"no example in {data_pattern} carries {F.IMAGE_CLASS_TEXT}")
+        raise ValueError(f"no example in {data_pattern} carries {label_feature}")
     result = classification_metrics(labels, np.concatenate(all_scores), class_names)
     result.update({"family": family, "model": export_dir, "data": data_pattern,
+                   "unlabelled_skipped": skipped})
+    return result
+
+
+def _evaluate_attributes(serve, dataset, export_dir: str, data_pattern: str, progress) -> dict:
+    """The tagger's decoded ``tags`` against the records' ``fashion/attributes``."""
+    import tensorflow as tf
+    truths, tags, names, skipped = [], [], None, 0
+    for batch in dataset:
+        parsed = tf.io.parse_example(batch, {F.ATTRIBUTES: tf.io.VarLenFeature(tf.string)})
+        values = tf.sparse.to_dense(parsed[F.ATTRIBUTES], default_value=b"").numpy()
+        keep = np.array([bool(row.size and row[0]) for row in values], bool)
+        skipped += int((~keep).sum())
+        if not keep.any():
+            continue
+        outputs = serve(examples=tf.boolean_mask(batch, keep))
+        if names is None:
+            names = [c.decode() for c in outputs["classes"].numpy()[0]]
+            index = {name: i for i, name in enumerate(names)}
+        for row in values[keep]:
+            hot = np.zeros(len(names), bool)
+            hot[[index[v.decode()] for v in row if v and v.decode() in index]] = True
+            truths.append(hot)
+        tags.append(outputs["tags"].numpy())
+        if progress:
+            progress(len(truths))
+    if not truths:
+        raise ValueError(f"no example in {data_pattern} carries {F.ATTRIBUTES}")
+    result = multilabel_metrics(np.stack(truths), np.concatenate(tags), names)
+    result.update({"family": "attributes", "model": export_dir, "data": data_pattern,
                    "unlabelled_skipped": skipped})
     return result

@@ -7,6 +7,8 @@ Transform graph as training, so serving preprocessing cannot drift from training
                      read) → ``scores`` [batch, classes] float32, ``classes`` [batch, classes]
                      string, ``top_class`` [batch] string, ``top_score`` [batch] float32.
 ``serving_images``   ``images``: raw encoded image bytes (JPEG/PNG/GIF/BMP) → same outputs.
+``attention``        (brand model) ``images`` → ``scores`` and ``attention`` [batch, H, W], the
+                     spatial attention map.
 ``classify``         ``inputs``: serialized ``tf.Example`` → ``classes`` and ``scores`` only, with
                      TF Serving's classify method name, so the gRPC ``Classify`` and
                      ``MultiInference`` APIs and REST ``:classify`` work on it.
@@ -19,7 +21,7 @@ The output names follow TF Serving's classification convention (``classes``/``sc
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 
@@ -35,6 +37,7 @@ TRANSFORM_FEATURES = "transform_features"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "images"
 CLASS_NAMES_ASSET = "class_names.txt"
+ATTENTION = "attention"
 
 
 def decode_transformed_image(png: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -44,8 +47,16 @@ def decode_transformed_image(png: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 class _ClassifierModule(tf.Module):
-    def __init__(self, model, tft_output, class_names: Sequence[str], image_size: int):
+    def __init__(self, model, tft_output, class_names: Sequence[str], image_size: int,
+                 extra_outputs: Optional[Callable] = None, attention_model=None):
         super().__init__(name="classifier")
+        self._extra_outputs = extra_outputs
+        if attention_model is not None:
+            # Only a model with an attention map gets the signature (saving traces every
+            # tf.function the module holds).
+            self._attention = lambda images: attention_model(images, training=False)
+            self.attention = tf.function(self._serve_attention, input_signature=[
+                tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
         # Only the model's variables are tracked, not the model object: tracking it would also
         # save its optimizer state (3x the size). model.variables includes the RNG seed state of
         # dropout/augmentation layers, which the traced functions capture too.
@@ -57,19 +68,29 @@ class _ClassifierModule(tf.Module):
         self.class_names = tf.Variable(list(class_names), trainable=False, dtype=tf.string,
                                        name="class_names")
 
-    def _classify(self, raw_features):
+    def _images(self, raw_features):
         transformed = self.tft_layer(raw_features)
-        images = tf.map_fn(lambda png: decode_transformed_image(png, self._image_size),
-                           transformed[F.TRANSFORMED_IMAGE], fn_output_signature=tf.float32)
-        scores = tf.cast(self._predict(images), tf.float32)
+        return tf.map_fn(lambda png: decode_transformed_image(png, self._image_size),
+                         transformed[F.TRANSFORMED_IMAGE], fn_output_signature=tf.float32)
+
+    def _classify(self, raw_features):
+        scores = tf.cast(self._predict(self._images(raw_features)), tf.float32)
         batch = tf.shape(scores)[0]
         top = tf.argmax(scores, axis=1, output_type=tf.int32)
-        return {
+        outputs = {
             "scores": scores,
             "classes": tf.tile(self.class_names[tf.newaxis, :], [batch, 1]),
             "top_class": tf.gather(self.class_names, top),
             "top_score": tf.reduce_max(scores, axis=1),
         }
+        if self._extra_outputs is not None:
+            outputs.update(self._extra_outputs(scores))
+        return outputs
+
+    def _serve_attention(self, images):
+        scores, attention = self._attention(self._images({F.IMAGE_ENCODED: images}))
+        return {"scores": tf.cast(scores, tf.float32),
+                "attention": tf.cast(attention, tf.float32)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(self, examples):
@@ -153,18 +174,25 @@ def write_warmup_requests(export_dir: str, model_name: str, images: Sequence[byt
 
 def export_classifier(export_dir: str, model, tft_output, class_names: Sequence[str],
                       image_size: int, warmup_images: Sequence[bytes] = (),
-                      model_name: str = "") -> str:
+                      model_name: str = "", extra_outputs: Optional[Callable] = None,
+                      attention_model=None) -> str:
     """Saves ``model`` with the transform graph and class names as a serving SavedModel.
 
     ``warmup_images`` (encoded images) become TF Serving warm-up requests for ``model_name``.
+    ``extra_outputs(scores)`` adds outputs to ``serving_default``/``serving_images`` (e.g. the
+    decoded tags of a multi-label model). ``attention_model`` (images → scores, attention map)
+    adds the ``attention`` signature: encoded images → ``scores`` and ``attention``.
     """
-    module = _ClassifierModule(model, tft_output, class_names, image_size)
+    module = _ClassifierModule(model, tft_output, class_names, image_size, extra_outputs,
+                               attention_model)
     signatures = {
         SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
         SERVING_IMAGES: module.serve_images.get_concrete_function(),
         CLASSIFY: module.classify.get_concrete_function(),
         TRANSFORM_FEATURES: module.transform_features.get_concrete_function(),
     }
+    if attention_model is not None:
+        signatures[ATTENTION] = module.attention.get_concrete_function()
     tf.saved_model.save(module, export_dir, signatures=signatures)
     set_signature_methods(export_dir, {CLASSIFY: CLASSIFY_METHOD})
     assets = os.path.join(export_dir, "assets.extra")

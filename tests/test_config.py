@@ -11,8 +11,10 @@ import pipeline_config as pc
 def test_profiles_are_valid_and_round_trip(profile):
     config = pc.get_config(profile, workspace="/tmp/w")
     assert config.profile == profile
-    category = pc.CategoryConfig.from_dict(dataclasses.asdict(config.category))
-    assert category == config.category
+    for family, cls in (("category", pc.CategoryConfig), ("attributes", pc.AttributesConfig),
+                        ("brand", pc.BrandConfig)):
+        section = getattr(config, family)
+        assert cls.from_dict(dataclasses.asdict(section)) == section, family
     assert config.metadata_path == "/tmp/w/metadata.sqlite"
     assert config.serving_model_dir("category") == "/tmp/w/serving/category"
 
@@ -32,6 +34,27 @@ def test_full_profile_uses_the_variant_input_size():
 def test_invalid_category_values_fail(kwargs, match):
     with pytest.raises(pc.ConfigError, match=match):
         pc.CategoryConfig(**kwargs)
+
+
+@pytest.mark.parametrize("cls,kwargs,match", [
+    (pc.CategoryConfig, {"transfer_mode": "distill"}, "transfer_mode"),
+    (pc.CategoryConfig, {"transfer_mode": "hybrid", "epochs": 5, "frozen_epochs": 5},
+     "frozen_epochs"),
+    (pc.CategoryConfig, {"imbalance": "smote"}, "imbalance"),
+    (pc.AttributesConfig, {"loss": "focal"}, "loss"),
+    (pc.AttributesConfig, {"imbalance": "class_weights"}, "multi-label"),
+    (pc.BrandConfig, {"image_size": 100}, "multiple of 32"),
+])
+def test_invalid_family_values_fail(cls, kwargs, match):
+    with pytest.raises(pc.ConfigError, match=match):
+        cls(**kwargs)
+
+
+def test_families_override_from_the_command_line():
+    config = pc.replace_nested(pc.get_config("smoke"), "families", "category, brand")
+    assert config.families == ("category", "brand")
+    with pytest.raises(pc.ConfigError, match="families"):
+        pc.replace_nested(config, "families", "category,detector")
 
 
 def test_unknown_profile_fails():

@@ -22,9 +22,11 @@ from schemas import features as F
 
 pytestmark = pytest.mark.e2e
 
+FAMILIES = ("category", "attributes", "brand")
 ALL_NODES = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-             "AnomalyGate", "Transform", "CategoryTrainer", "CategoryEvaluator",
-             "CategoryInfraValidator", "CategoryPusher"}
+             "AnomalyGate", "Transform"} | {
+    f"{family.capitalize()}{step}" for family in FAMILIES
+    for step in ("Trainer", "Evaluator", "InfraValidator", "Pusher")}
 
 
 def _fashion(*args, check=True):
@@ -77,8 +79,35 @@ def test_every_component_ran_and_a_model_was_pushed(smoke_run):
     assert 0.0 <= overall["sparse_categorical_accuracy"] <= 1.0
     per_category = [k for k in evaluation["slices"] if k.startswith("image/class/text=")]
     assert per_category
-    infra = summary["infra_validation"]["category"]
-    assert infra["blessed"] and infra["examples"] == 4, infra
+    for family in FAMILIES:
+        infra = summary["infra_validation"][family]
+        assert infra["blessed"] and infra["examples"] == 4, (family, infra)
+        assert summary["evaluation"][family]["blessed"], family
+        assert summary["pushed_models"][family], family
+    attributes = summary["evaluation"]["attributes"]["slices"]["overall"]
+    assert 0.0 <= attributes["micro_f1_score"] <= 1.0
+    assert 0.0 <= attributes["micro_binary_accuracy"] <= 1.0
+    assert "f1_score[pattern:solid]" in attributes  # one result per attribute, by name
+    models_config = open(summary["models_config"]).read()
+    assert all(f'name: "{family}"' in models_config for family in FAMILIES)
+
+
+def test_brand_and_attribute_models_serve_their_extra_outputs(smoke_run):
+    _, summary = smoke_run
+    image = tf.constant([list(generator.generate(3, 1, 96))[0].encoded])
+    brand = tf.saved_model.load(summary["pushed_models"]["brand"])
+    attention = brand.signatures["attention"](images=image)
+    assert attention["attention"].shape == (1, 4, 4)  # 32 px VGG16: block4 is 4x4
+    np.testing.assert_allclose(attention["attention"].numpy().sum(), 1.0, rtol=1e-4)
+    tagger = tf.saved_model.load(summary["pushed_models"]["attributes"])
+    outputs = tagger.signatures["serving_images"](images=image)
+    assert outputs["scores"].shape == (1, len(F.ATTRIBUTE_VOCABULARY))
+    assert [c.decode() for c in outputs["classes"].numpy()[0]] == list(F.ATTRIBUTE_VOCABULARY)
+    tags = outputs["tags"].numpy()[0]
+    for family in F.EXCLUSIVE_ATTRIBUTE_FAMILIES:
+        members = [i for i, name in enumerate(F.ATTRIBUTE_VOCABULARY)
+                   if name.startswith(family + ":")]
+        assert tags[members].sum() <= 1, family
 
 
 def test_transformed_pixels_are_compact(smoke_run):
@@ -156,6 +185,17 @@ def test_evaluate_command_reports_metrics(smoke_run):
     # Labels the model never saw in training count as misses but have no confusion-matrix row.
     assert sum(sum(row) for row in result["confusion_matrix"]["rows_true_columns_predicted"]) \
         == eval_count - result["unknown_labels"]
+    brand = json.loads(_fashion("evaluate", "--family", "brand", "--model",
+                                str(workspace / "serving" / "brand"), "--data", data,
+                                "--json").stdout)
+    assert brand["examples"] == eval_count and 0.0 <= brand["accuracy"] <= 1.0
+    assert set(brand["per_class"]) <= {b.name for b in generator.BRANDS}
+    tags = json.loads(_fashion("evaluate", "--family", "attributes", "--model",
+                               str(workspace / "serving" / "attributes"), "--data", data,
+                               "--json").stdout)
+    assert tags["examples"] == eval_count
+    assert 0.0 <= tags["exact_match"] <= tags["binary_accuracy"] <= 1.0
+    assert set(tags["per_attribute"]) <= set(F.ATTRIBUTE_VOCABULARY)
 
 
 def test_schema_anomaly_blocks_training_and_pushing(tmp_path):
@@ -198,11 +238,14 @@ def test_pipeline_runs_on_real_ccp_photos(ccp_dir, tmp_path):
     converted = json.loads(_fashion("convert", "ccp", "--source", str(ccp_dir), "--output",
                                     str(catalog), "--limit", "240", "--json").stdout)
     assert converted["ccp"]["pixel_with_boxes"] >= 0.95 * converted["ccp"]["pixel"]
+    # CCP has category and attribute tags but no brands: the brand family is left out.
     summary = json.loads(_fashion("run", "--profile", "smoke", "--workspace", str(tmp_path),
-                                  "--set", f"data.catalog_root={catalog}", "--json").stdout)
+                                  "--set", f"data.catalog_root={catalog}",
+                                  "--set", "families=category,attributes", "--json").stdout)
     executions = _executions_by_node(summary["metadata"])
     assert all("COMPLETE" in states for states in executions.values()), executions
-    assert summary["pushed_models"]["category"]
+    assert not any(node.startswith("Brand") for node in executions)
+    assert summary["pushed_models"]["category"] and summary["pushed_models"]["attributes"]
     overall = summary["evaluation"]["category"]["slices"]["overall"]
     assert overall["example_count"] == converted["written"]["eval"]
 

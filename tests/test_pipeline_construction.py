@@ -1,14 +1,18 @@
 """The pipeline's wiring, checked by compiling it to TFX IR (nothing executes)."""
 
+import dataclasses
+
 import pytest
 from tfx.dsl.compiler import compiler
 
 import pipeline_config as pc
 from pipeline.pipeline import CATEGORY_RUN_FN, PREPROCESSING_FN, create_pipeline
 
+FAMILY_PREFIXES = ["Category", "Attributes", "Brand"]
 EXPECTED_NODES = ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                  "AnomalyGate", "Transform", "CategoryTrainer", "CategoryEvaluator",
-                  "CategoryInfraValidator", "CategoryPusher"]
+                  "AnomalyGate", "Transform"] + [
+    f"{family}{step}" for family in FAMILY_PREFIXES
+    for step in ("Trainer", "Evaluator", "InfraValidator", "Pusher")]
 
 
 @pytest.fixture(scope="module")
@@ -30,19 +34,22 @@ def test_nodes_in_topological_order(ir):
     ids = [node.pipeline_node.node_info.id for node in ir.nodes]
     assert sorted(ids) == sorted(EXPECTED_NODES)
     position = {node_id: i for i, node_id in enumerate(ids)}
-    for before, after in [("ExampleValidator", "AnomalyGate"), ("AnomalyGate", "Transform"),
-                          ("Transform", "CategoryTrainer"), ("CategoryTrainer",
-                                                             "CategoryEvaluator"),
-                          ("CategoryEvaluator", "CategoryPusher"),
-                          ("CategoryTrainer", "CategoryInfraValidator"),
-                          ("CategoryInfraValidator", "CategoryPusher")]:
+    order = [("ExampleValidator", "AnomalyGate"), ("AnomalyGate", "Transform")]
+    for family in FAMILY_PREFIXES:
+        order += [("Transform", f"{family}Trainer"), (f"{family}Trainer", f"{family}Evaluator"),
+                  (f"{family}Evaluator", f"{family}Pusher"),
+                  (f"{family}Trainer", f"{family}InfraValidator"),
+                  (f"{family}InfraValidator", f"{family}Pusher")]
+    for before, after in order:
         assert position[before] < position[after]
 
 
-def test_pusher_needs_the_infra_blessing(ir):
+@pytest.mark.parametrize("family", FAMILY_PREFIXES)
+def test_each_pusher_needs_its_evaluation_and_infra_blessings(ir, family):
     nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
-    assert "CategoryInfraValidator" in nodes["CategoryPusher"].upstream_nodes
-    assert "infra_blessing" in nodes["CategoryPusher"].inputs.inputs
+    pusher = nodes[f"{family}Pusher"]
+    assert {f"{family}InfraValidator", f"{family}Evaluator"} <= set(pusher.upstream_nodes)
+    assert {"infra_blessing", "model_blessing"} <= set(pusher.inputs.inputs)
 
 
 def test_gate_blocks_everything_after_validation(ir):
@@ -63,6 +70,19 @@ def test_components_are_configured_from_config(built, config):
     assert built.beam_pipeline_args == config.beam.args()
     eval_config = str(components["CategoryEvaluator"].exec_properties["eval_config"])
     assert "SparseCategoricalAccuracy" in eval_config and "image/class/text" in eval_config
+    assert components["BrandTrainer"].exec_properties["run_fn"] == "trainer.brand.run_fn"
+    assert "fashion/brand" in str(components["BrandEvaluator"].exec_properties["eval_config"])
+    assert components["AttributesTrainer"].exec_properties["run_fn"] == \
+        "trainer.attributes.run_fn"
+    assert "attribute_labels" in str(
+        components["AttributesEvaluator"].exec_properties["eval_config"])
+    assert config.checkpoint_root in trainer.exec_properties["custom_config"]
+
+
+def test_families_can_be_chosen(config):
+    only = create_pipeline(dataclasses.replace(config, families=("brand",)))
+    assert {c.id for c in only.components if "Brand" in c.id} and not any(
+        "Category" in c.id or "Attributes" in c.id for c in only.components)
 
 
 def test_pipeline_module_does_not_import_model_code():

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
+from typing import Optional, Sequence
 
 import keras
 
@@ -57,3 +61,109 @@ def optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
 
 def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
+
+
+def checkpoint_dir(fn_args, family: str) -> Optional[str]:
+    """Where ``family``'s training keeps resumable checkpoints, or None when the pipeline gave
+    no ``checkpoint_root``. The folder is keyed by the config and the training files, so a rerun
+    of the same training resumes it and any other training starts fresh."""
+    root = fn_args.custom_config.get("checkpoint_root")
+    if not root:
+        return None
+    key = hashlib.sha256(json.dumps(
+        {"config": fn_args.custom_config, "train": sorted(map(str, fn_args.train_files))},
+        sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return os.path.join(root, family, key)
+
+
+def steps_per_epoch(configured: int, examples: int, batch_size: int) -> int:
+    """The configured steps, or one pass over ``examples``."""
+    return configured or max(1, -(-examples // batch_size))
+
+
+def write_history(fn_args, history: dict) -> None:
+    """Saves the training curves next to the model (``model_run_dir/history.json``)."""
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    with open(os.path.join(fn_args.model_run_dir, "history.json"), "w") as handle:
+        json.dump(history, handle, indent=2)
+
+
+@dataclasses.dataclass
+class TrainingJob:
+    """What a family's ``run_fn`` needs before it builds its model: config, data, labels."""
+
+    config: object
+    image_size: int
+    tft_output: object
+    feature_spec: dict
+    label_names: list
+    label_counts: dict  # label id -> labelled training examples
+    train_examples: int
+    steps_per_epoch: int
+    train: object  # tf.data.Dataset of (image, label) batches, repeated
+    evaluation: object  # tf.data.Dataset, one pass (or eval_steps batches)
+
+
+def prepare(fn_args, family: str, config_class, label_key: str,
+            vocabulary: Optional[str] = None,
+            label_names: Optional[Sequence[str]] = None) -> TrainingJob:
+    """Reads the family's config, the Transform output and the labelled train/eval data.
+
+    Labels are named by a TF Transform ``vocabulary`` file or by a closed ``label_names`` list.
+    """
+    from trainer import input_pipeline, training
+    config = config_class.from_dict(fn_args.custom_config[family])
+    image_size = int(fn_args.custom_config["image_size"])
+    seed_everything(config.seed)
+    training.set_mixed_precision(config.mixed_precision)
+    import tensorflow_transform as tft
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    if vocabulary is not None:
+        label_names = [c.decode() if isinstance(c, bytes) else c
+                       for c in tft_output.vocabulary_by_name(vocabulary)]
+    feature_spec = tft_output.transformed_feature_spec()
+    counts = input_pipeline.count_labelled(fn_args.train_files, feature_spec, label_key)
+    train_examples = counts.pop(None)
+    if train_examples == 0:
+        raise ValueError(f"{family}: no labelled training examples in the train split (a "
+                         "catalog without these labels, e.g. CCP for brand, is trained with "
+                         "--set families=... leaving this family out)")
+    if len(label_names) < 2:
+        raise ValueError(f"{family}: needs at least 2 labels, found {label_names}")
+    balance = sorted(counts) if config.imbalance == "oversample" else ()
+    train = input_pipeline.labelled_images(
+        fn_args.train_files, feature_spec, label_key, image_size, config.batch_size,
+        training=True, seed=config.seed, balance_classes=balance)
+    evaluation = input_pipeline.labelled_images(fn_args.eval_files, feature_spec, label_key,
+                                                image_size, config.batch_size, training=False)
+    if config.eval_steps:
+        evaluation = evaluation.take(config.eval_steps)
+    return TrainingJob(config, image_size, tft_output, feature_spec, list(label_names), counts,
+                       train_examples,
+                       steps_per_epoch(config.steps_per_epoch, train_examples,
+                                       config.batch_size), train, evaluation)
+
+
+def fit_and_export(fn_args, family: str, job: TrainingJob, model, compile_model, monitor: str,
+                   **export_options) -> dict:
+    """Trains ``model`` through its transfer phases and exports the serving SavedModel."""
+    from serving import signatures
+    from trainer import input_pipeline, training
+    from trainer.models import transfer
+    config = job.config
+    history = training.fit(
+        model, compile_model, job.train, job.evaluation,
+        phases=transfer.phases(config.transfer_mode, config.epochs, config.fine_tune_layers,
+                               config.frozen_epochs),
+        steps_per_epoch=job.steps_per_epoch, monitor=monitor,
+        patience=config.early_stopping_patience,
+        start_from_epoch=config.early_stopping_start_epoch,
+        class_weight=(training.class_weights(job.label_counts, len(job.label_names))
+                      if config.imbalance == "class_weights" else None),
+        checkpoint_dir=checkpoint_dir(fn_args, family))
+    warmup = input_pipeline.sample_images(fn_args.eval_files, job.feature_spec, count=3)
+    signatures.export_classifier(fn_args.serving_model_dir, model, job.tft_output,
+                                 job.label_names, job.image_size, warmup_images=warmup,
+                                 model_name=family, **export_options)
+    write_history(fn_args, history)
+    return history

@@ -20,11 +20,15 @@ def _files(file_patterns: Sequence[str] | str) -> list[str]:
 
 def labelled_images(file_patterns, feature_spec: dict, label_key: str, image_size: int,
                     batch_size: int, *, training: bool, seed: int = 0,
+                    balance_classes: Sequence[int] = (),
                     compression_type: str = "GZIP") -> tf.data.Dataset:
     """``(image, label)`` batches from transformed examples; unlabelled examples are skipped.
 
-    Training data is shuffled and repeated indefinitely (``steps_per_epoch`` bounds an epoch);
-    evaluation data is read once, in order.
+    A scalar label is a class id (-1: unlabelled); a vector label is multi-hot (all zeros:
+    unlabelled). Training data is shuffled and repeated indefinitely (``steps_per_epoch``
+    bounds an epoch); evaluation data is read once, in order. ``balance_classes`` (training
+    only) draws the listed class ids equally often: rare classes are oversampled, and the
+    model's train-time augmentation makes their repeats differ.
     """
     files = _files(file_patterns)
     spec = {k: v for k, v in feature_spec.items() if k in (F.TRANSFORMED_IMAGE, label_key)}
@@ -32,30 +36,46 @@ def labelled_images(file_patterns, feature_spec: dict, label_key: str, image_siz
                                       num_parallel_reads=tf.data.AUTOTUNE if training else 1)
     if training:
         dataset = dataset.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
+    multi_label = len(spec[label_key].shape) > 0
 
     def parse(serialized):
         parsed = tf.io.parse_single_example(serialized, spec)
-        return (decode_transformed_image(parsed[F.TRANSFORMED_IMAGE], image_size),
-                tf.cast(parsed[label_key], tf.int32))
+        label = parsed[label_key]
+        return parsed[F.TRANSFORMED_IMAGE], (tf.cast(label, tf.float32) if multi_label
+                                             else tf.cast(label, tf.int32))
 
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=not training)
-    dataset = dataset.filter(lambda image, label: label >= 0)
+    if multi_label:
+        dataset = dataset.filter(lambda png, label: tf.reduce_sum(label) > 0)
+    else:
+        dataset = dataset.filter(lambda png, label: label >= 0)
+    if training and balance_classes and not multi_label:
+        streams = [dataset.filter(lambda png, label, c=c: label == c)
+                   for c in balance_classes]
+        dataset = tf.data.Dataset.sample_from_datasets(
+            streams, weights=[1.0 / len(streams)] * len(streams), seed=seed)
+    dataset = dataset.map(lambda png, label: (decode_transformed_image(png, image_size), label),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
     return dataset.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
 
 
 def count_labelled(file_patterns, feature_spec: dict, label_key: str,
                    compression_type: str = "GZIP") -> dict:
-    """Counts examples per label id (used for class weights and epoch sizes)."""
+    """Counts labelled examples per label id (class ids, or each on position of a multi-hot
+    label); the key ``None`` holds the number of labelled examples."""
     files = _files(file_patterns)
     spec = {label_key: feature_spec[label_key]}
-    counts: dict[int, int] = {}
+    counts: dict = {None: 0}
     dataset = tf.data.TFRecordDataset(files, compression_type=compression_type).map(
         lambda s: tf.io.parse_single_example(s, spec)[label_key]).batch(4096)
     for batch in dataset.as_numpy_iterator():
         for label in batch.tolist():
-            if label >= 0:
-                counts[label] = counts.get(label, 0) + 1
+            ids = ([i for i, on in enumerate(label) if on] if isinstance(label, list)
+                   else [label] if label >= 0 else [])
+            counts[None] += bool(ids)
+            for i in ids:
+                counts[i] = counts.get(i, 0) + 1
     return counts
 
 

@@ -2,9 +2,10 @@
 
 Images are decoded (JPEG/PNG/GIF/BMP, any channel count, to RGB), letterboxed to a square of
 ``custom_config['image_size']`` (aspect ratio kept, zero padding) and re-encoded as PNG, so
-transformed examples stay compact (a uint8 PNG, not float32 pixels) and lossless. Labels become
-vocabulary ids. The same graph runs inside the exported model's serving signatures, which is what
-keeps training and serving preprocessing identical.
+transformed examples stay compact (a uint8 PNG, not float32 pixels) and lossless. Category and
+brand labels become vocabulary ids; attributes become a multi-hot vector over the closed
+attribute vocabulary. The same graph runs inside the exported model's serving signatures, which
+is what keeps training and serving preprocessing identical.
 """
 
 from __future__ import annotations
@@ -83,6 +84,23 @@ def _single_label_ids(values: tf.SparseTensor, vocab_filename: str) -> tf.Tensor
     return tf.squeeze(dense, axis=1)
 
 
+def _multi_hot(values: tf.SparseTensor, vocabulary) -> tf.Tensor:
+    """[batch, len(vocabulary)] float multi-hot of a string list feature (closed vocabulary;
+    values outside it, which the schema already refuses, are ignored)."""
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(list(vocabulary)),
+                                            tf.range(len(vocabulary), dtype=tf.int64)),
+        default_value=-1)
+    ids = table.lookup(values.values)
+    rows = values.indices[:, 0]
+    known = ids >= 0
+    hot = tf.one_hot(tf.boolean_mask(ids, known), len(vocabulary), dtype=tf.float32)
+    batch = tf.cast(values.dense_shape[0], tf.int32)
+    counts = tf.math.unsorted_segment_sum(hot, tf.cast(tf.boolean_mask(rows, known), tf.int32),
+                                          batch)
+    return tf.minimum(counts, 1.0)
+
+
 def preprocessing_fn(inputs, custom_config):
     """TFX Transform entry point (``preprocessing_fn='trainer.preprocessing.preprocessing_fn'``)."""
     image_size = int(custom_config["image_size"])
@@ -93,4 +111,8 @@ def preprocessing_fn(inputs, custom_config):
     if F.IMAGE_CLASS_TEXT in inputs:
         outputs[F.CATEGORY_LABEL] = _single_label_ids(inputs[F.IMAGE_CLASS_TEXT],
                                                       F.CATEGORY_VOCABULARY)
+    if F.BRAND in inputs:
+        outputs[F.BRAND_LABEL] = _single_label_ids(inputs[F.BRAND], F.BRAND_VOCABULARY)
+    if F.ATTRIBUTES in inputs:
+        outputs[F.ATTRIBUTE_LABELS] = _multi_hot(inputs[F.ATTRIBUTES], F.ATTRIBUTE_VOCABULARY)
     return outputs

@@ -16,8 +16,8 @@ from keras import ops
 from trainer.models.efficientnet import IMAGE_INPUT, backbone
 
 # Re-exported so trainers import one module per family.
-__all__ = ["IMAGE_INPUT", "build_attribute_tagger", "decode", "exclusive_groups",
-           "soft_f1_loss"]
+__all__ = ["IMAGE_INPUT", "ExactMatch", "build_attribute_tagger", "decode",
+           "exclusive_groups", "soft_f1_loss"]
 
 
 def build_attribute_tagger(num_attributes: int, *, variant: str = "b0", image_size: int = 224,
@@ -61,6 +61,23 @@ def soft_f1_loss(y_true, y_pred):
     soft_f1 = 2.0 * true_positive / (2.0 * true_positive + false_positive + false_negative
                                      + 1e-7)
     return ops.mean(1.0 - soft_f1)
+
+
+@keras.saving.register_keras_serializable(package="fashion")
+class ExactMatch(keras.metrics.MeanMetricWrapper):
+    """Exact match (subset accuracy): the share of images whose every attribute is right at the
+    threshold (the study's "categorical accuracy" of the multi-label tagger)."""
+
+    def __init__(self, threshold: float = 0.5, name: str = "exact_match", dtype=None):
+        def exact(y_true, y_pred):
+            predicted = ops.cast(ops.greater_equal(y_pred, threshold), "float32")
+            wrong = ops.sum(ops.abs(ops.cast(y_true, "float32") - predicted), axis=-1)
+            return ops.cast(ops.equal(wrong, 0.0), "float32")
+        super().__init__(exact, name=name, dtype=dtype)
+        self.threshold = threshold
+
+    def get_config(self):
+        return {"threshold": self.threshold, "name": self.name, "dtype": self.dtype}
 
 
 def exclusive_groups(names: Sequence[str], exclusive_families: Sequence[str]) -> list[list[int]]:

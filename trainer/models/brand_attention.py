@@ -56,7 +56,8 @@ class ApplyAttention(keras.layers.Layer):
         return tuple(features_shape)
 
 
-def _layers(num_brands: int, image_size: int, weights, dropout: float, augment):
+def _layers(num_brands: int, image_size: int, weights, dropout: float, augment,
+            source_size):
     if num_brands < 2:
         raise ValueError(f"a brand classifier needs at least 2 brands, got {num_brands}")
     if image_size % 32:
@@ -65,8 +66,12 @@ def _layers(num_brands: int, image_size: int, weights, dropout: float, augment):
     vgg = keras.applications.VGG16(include_top=False, weights=weights,
                                    input_shape=(image_size, image_size, 3))
     vgg.trainable = False
-    inputs = keras.Input((image_size, image_size, 3), name=IMAGE_INPUT, dtype="float32")
-    x = keras.layers.Rescaling(1.0 / 255.0, name="scale_0_1")(inputs)
+    source_size = source_size or image_size
+    inputs = keras.Input((source_size, source_size, 3), name=IMAGE_INPUT, dtype="float32")
+    x = inputs
+    if source_size != image_size:
+        x = keras.layers.Resizing(image_size, image_size, name="resize")(x)
+    x = keras.layers.Rescaling(1.0 / 255.0, name="scale_0_1")(x)
     if augment is not None:
         x = augment(x)
     features = keras.Model(vgg.input, vgg.get_layer("block4_conv3").output,
@@ -90,10 +95,14 @@ def _layers(num_brands: int, image_size: int, weights, dropout: float, augment):
 
 
 def build_brand_classifier(num_brands: int, *, image_size: int = 224, weights=None,
-                           dropout: float = 0.2,
-                           augment: keras.Sequential | None = None) -> keras.Model:
-    """The brand classifier (scores only). ``weights``: None, 'imagenet' or a VGG16 file."""
-    inputs, scores, _ = _layers(num_brands, image_size, weights, dropout, augment)
+                           dropout: float = 0.2, augment: keras.Sequential | None = None,
+                           source_size: int | None = None) -> keras.Model:
+    """The brand classifier (scores only).
+
+    ``image_size`` is the side VGG16 runs at; images of ``source_size`` (default: the same)
+    are resized to it. ``weights``: None, 'imagenet' or a VGG16 weights file.
+    """
+    inputs, scores, _ = _layers(num_brands, image_size, weights, dropout, augment, source_size)
     return keras.Model(inputs, scores, name="vgg16_attention_brand")
 
 

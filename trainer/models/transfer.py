@@ -1,10 +1,10 @@
 """Transfer-learning modes of the pipeline study (pure Keras 3).
 
 ``feature_extraction``: the backbone is frozen, only the head trains. ``fine_tune``: the last
-``fine_tune_layers`` layers of the backbone train with the head (0 or more than the backbone has:
-all of it). ``hybrid``: ``frozen_epochs`` of feature extraction, then fine-tuning. BatchNormalization
-layers stay frozen whenever any part of the backbone is (Keras' fine-tuning advice: their moving
-statistics would otherwise be dragged by the small new-data batches).
+``fine_tune_layers`` layers of the backbone train with the head (0 or more than the backbone
+has: all of it). ``hybrid``: ``frozen_epochs`` of feature extraction, then fine-tuning.
+BatchNormalization layers stay frozen whenever any part of the backbone is (Keras' fine-tuning
+advice: their moving statistics would otherwise be dragged by the small new-data batches).
 """
 
 from __future__ import annotations

@@ -1,0 +1,99 @@
+"""The shared fit loop: phases, class weights and resuming a killed training."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from trainer import training  # noqa: E402
+from trainer.models import transfer  # noqa: E402
+
+TRAIN_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    import keras
+    import tensorflow as tf
+    from trainer import training
+    from trainer.models import transfer
+
+    checkpoints, log = sys.argv[1], sys.argv[2]
+    kill_after = int(os.environ.get("KILL_AFTER_EPOCH", "-1"))
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    backbone = keras.Sequential([keras.layers.Dense(8, activation="relu")], name="backbone")
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(backbone(inputs)))
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] > 0).astype("int32"))).batch(16)
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            with open(log, "a") as handle:
+                handle.write(json.dumps(epoch) + "\\n")
+            if epoch == kill_after:
+                os._exit(3)  # a crash, not a clean stop
+
+    def compile_model(m):
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+
+    history = training.fit(
+        model, compile_model, data, data, phases=transfer.phases("hybrid", 6, 1, 2),
+        steps_per_epoch=None, monitor="val_accuracy", patience=100,
+        checkpoint_dir=checkpoints, callbacks=(Record(),))
+    print(json.dumps(len(history["loss"])))
+""")
+
+
+def _script(tmp_path):
+    path = tmp_path / "train.py"
+    path.write_text(TRAIN_SCRIPT)
+    return path
+
+
+def test_a_killed_training_resumes_where_it_stopped(tmp_path):
+    script, checkpoints, log = _script(tmp_path), tmp_path / "ckpt", tmp_path / "epochs.log"
+    env = {**os.environ, "KILL_AFTER_EPOCH": "3", "PYTHONPATH": os.getcwd()}
+    first = subprocess.run([sys.executable, str(script), str(checkpoints), str(log)], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 3, first.stderr[-3000:]
+    assert [json.loads(line) for line in log.read_text().split()] == [0, 1, 2, 3]
+    env["KILL_AFTER_EPOCH"] = "-1"
+    second = subprocess.run([sys.executable, str(script), str(checkpoints), str(log)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    # Phase 1 (epochs 0-1, frozen) is not redone; phase 2 resumes after epoch 3.
+    assert [json.loads(line) for line in log.read_text().split()] == [0, 1, 2, 3, 4, 5]
+    assert json.loads(second.stdout.strip().splitlines()[-1]) == 4  # phase 1 + epochs 4, 5
+    assert not checkpoints.exists()  # removed once training completed
+
+
+def test_class_weights_favour_rare_classes():
+    weights = training.class_weights({0: 90, 1: 10}, 3)
+    assert weights[1] == pytest.approx(9 * weights[0]) and weights[2] == 0.0
+    assert 90 * weights[0] + 10 * weights[1] == pytest.approx(100)  # same total weight
+
+
+def test_phases_freeze_then_thaw_the_backbone():
+    inputs = keras.Input((4,))
+    backbone = keras.Sequential([keras.layers.Dense(8), keras.layers.Dense(8)], name="backbone")
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(backbone(inputs)))
+    seen = []
+
+    def compile_model(m):
+        seen.append([layer.trainable for layer in backbone.layers])
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    import tensorflow as tf
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((8, 4), "float32"),
+                                               np.zeros((8,), "int32"))).batch(4)
+    history = training.fit(model, compile_model, data, data,
+                           phases=transfer.phases("hybrid", 3, 1, frozen_epochs=1),
+                           steps_per_epoch=None, monitor="val_accuracy")
+    assert seen == [[False, False], [False, True]]
+    assert len(history["loss"]) == 3

@@ -1,0 +1,125 @@
+"""The fit loop shared by the family trainers: transfer phases, early stopping, resumable
+checkpoints, class imbalance, devices.
+
+:func:`fit` trains a compiled-on-demand model through the phases of its transfer mode
+(``trainer.models.transfer``): each phase sets which backbone layers train, recompiles and fits
+on. Early stopping watches the validation metric and restores the best weights. With a
+``checkpoint_dir`` training survives being killed: the running phase resumes at its last finished
+epoch (``keras.callbacks.BackupAndRestore``) and finished phases are not redone (their final
+weights are kept), so a rerun continues instead of starting over. The directory is removed once
+training completes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import Callable, Optional
+
+import keras
+
+from trainer.models import transfer
+
+def _gfile():
+    """``tf.io.gfile`` (checkpoints may live on gs:// on Kubeflow)."""
+    import tensorflow as tf
+    return tf.io.gfile
+
+
+PHASE_DONE = "phase-{index}.done.json"
+PHASE_WEIGHTS = "phase-{index}.weights.h5"
+
+
+def class_weights(counts: dict, num_classes: int) -> dict:
+    """``{class: total / (classes × count)}``: rare classes weigh more (absent ones weigh 0)."""
+    total = sum(counts.values())
+    present = [c for c in range(num_classes) if counts.get(c, 0) > 0]
+    return {c: (total / (len(present) * counts[c]) if counts.get(c, 0) else 0.0)
+            for c in range(num_classes)}
+
+
+def distribution_scope() -> Callable[[], contextlib.AbstractContextManager]:
+    """A scope factory that spreads training over every visible GPU, without code changes.
+
+    TensorFlow backend: a ``MirroredStrategy`` scope when there is more than one GPU (build and
+    compile the model inside it). JAX backend: Keras' ``DataParallel`` distribution is set
+    globally. Otherwise (one device, CPU) an empty scope.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        if len(tf.config.list_logical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy().scope
+    elif backend == "jax":
+        devices = keras.distribution.list_devices("gpu")
+        if len(devices) > 1:
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return contextlib.nullcontext
+
+
+def set_mixed_precision(enabled: bool) -> None:
+    """``mixed_float16`` on a GPU when asked (heads keep float32 outputs); float32 otherwise."""
+    gpu = bool(keras.distribution.list_devices("gpu")) if enabled else False
+    keras.mixed_precision.set_global_policy("mixed_float16" if enabled and gpu else "float32")
+
+
+def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train, evaluation, *,
+        phases: list, steps_per_epoch: int, monitor: str, mode: str = "max",
+        patience: int = 3, start_from_epoch: int = 0, class_weight: Optional[dict] = None,
+        checkpoint_dir: Optional[str] = None, callbacks: tuple = ()) -> dict:
+    """Trains ``model`` through ``phases``; returns the merged history (``{metric: [...]}``).
+
+    ``compile_model(model)`` compiles it (called again at each phase, since a change of
+    trainable layers needs a recompile). ``monitor`` is a validation metric (``val_...``).
+    """
+    try:
+        backbone = transfer.find_backbone(model)
+    except ValueError:
+        backbone = None
+    if backbone is None and any(p.trainable_layers is not None for p in phases):
+        raise ValueError("freezing or partial fine-tuning needs a model with a backbone")
+    history: dict = {}
+    epoch = 0
+    gfile = _gfile() if checkpoint_dir else None
+    if checkpoint_dir:
+        gfile.makedirs(checkpoint_dir)
+    for index, phase in enumerate(phases):
+        done = os.path.join(checkpoint_dir, PHASE_DONE.format(index=index)) \
+            if checkpoint_dir else None
+        if backbone is not None:
+            transfer.set_trainable_layers(backbone, phase.trainable_layers)
+        compile_model(model)
+        if done and gfile.exists(done):  # finished before an interruption: keep its result
+            model.load_weights(os.path.join(checkpoint_dir, PHASE_WEIGHTS.format(index=index)))
+            with gfile.GFile(done) as handle:
+                saved = json.load(handle)
+            for key, values in saved["history"].items():
+                history.setdefault(key, []).extend(values)
+            epoch += phase.epochs
+            continue
+        phase_callbacks = [keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=patience,
+            start_from_epoch=max(0, start_from_epoch - epoch), restore_best_weights=True)]
+        if checkpoint_dir:
+            phase_callbacks.append(keras.callbacks.BackupAndRestore(
+                os.path.join(checkpoint_dir, f"phase-{index}"), double_checkpoint=True,
+                delete_checkpoint=True))
+        # BackupAndRestore sets this when it resumes and Keras never clears it: a stale value
+        # would make the next phase start at the wrong epoch.
+        model._initial_epoch = None
+        result = model.fit(train, epochs=epoch + phase.epochs, initial_epoch=epoch,
+                           steps_per_epoch=steps_per_epoch, validation_data=evaluation,
+                           class_weight=class_weight,
+                           callbacks=phase_callbacks + list(callbacks), verbose=2)
+        phase_history = {k: [float(v) for v in values] for k, values in result.history.items()}
+        for key, values in phase_history.items():
+            history.setdefault(key, []).extend(values)
+        if done:
+            model.save_weights(os.path.join(checkpoint_dir, PHASE_WEIGHTS.format(index=index)))
+            with gfile.GFile(done, "w") as handle:
+                json.dump({"history": phase_history}, handle)
+        epoch += phase.epochs
+    if checkpoint_dir and gfile.exists(checkpoint_dir):
+        gfile.rmtree(checkpoint_dir)
+    return history
