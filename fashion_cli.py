@@ -132,6 +132,8 @@ def cmd_run(args) -> int:
                   f"({'blessed' if evaluation.get('blessed') else 'not blessed'})",
                   f"    infra validation: {_infra_text(summary['infra_validation'][family])}",
                   f"    pushed: {summary['pushed_models'][family] or 'none'}"]
+    if summary.get("reports", {}).get("brand_attention"):
+        lines.append(f"  brand attention report: {summary['reports']['brand_attention']}")
     if summary.get("models_config"):
         lines.append(f"  serve them all: fashion serve --model_config_file="
                      f"{summary['models_config']}")

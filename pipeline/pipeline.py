@@ -13,7 +13,9 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components.anomaly_gate.component import AnomalyGate
+from components.attention_report.component import BrandAttentionReport
 from components.catalog_import.spans import split_input_pattern
+from components.evaluation_report.component import EvaluationReport
 from components.infra_validator.component import ServingInfraValidator
 from pipeline_config import PipelineConfig
 from schemas import features as F
@@ -26,6 +28,8 @@ RUN_FNS = {"category": CATEGORY_RUN_FN, "attributes": "trainer.attributes.run_fn
 SERVING_SIGNATURE = "serving_default"
 TRANSFORM_SIGNATURE = "transform_features"
 SCORES_OUTPUT = "scores"
+# The raw feature whose values slice a single-label family's evaluation per class.
+CLASS_FEATURES = {"category": F.IMAGE_CLASS_TEXT, "brand": F.BRAND}
 
 
 def _model_spec(label_key: str) -> tfma.ModelSpec:
@@ -34,17 +38,26 @@ def _model_spec(label_key: str) -> tfma.ModelSpec:
                           preprocessing_function_names=[TRANSFORM_SIGNATURE])
 
 
-def _overall_lower_bound(value: float) -> list:
+def _blessing_threshold(value: float, min_improvement: float) -> tfma.MetricThreshold:
+    """At least ``value``, and (when a blessed baseline exists) at least ``min_improvement``
+    above the baseline's value: a worse retrained model is not blessed, so not pushed. On the
+    first run there is no baseline and TFMA drops the change part (rubber stamp)."""
+    return tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": value}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": min_improvement - 1e-10}))
+
+
+def _overall_only(threshold: tfma.MetricThreshold) -> list:
     # The blessing threshold applies to the overall slice only: a plain `threshold` would apply
     # to every per-class slice and one rare class would block a push.
-    return [tfma.PerSliceMetricThreshold(
-        slicing_specs=[tfma.SlicingSpec()],
-        threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-            lower_bound={"value": value})))]
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                         threshold=threshold)]
 
 
-def single_label_eval_config(label_key: str, slice_feature: str,
-                             accuracy_threshold: float) -> tfma.EvalConfig:
+def single_label_eval_config(label_key: str, slice_feature: str, accuracy_threshold: float,
+                             min_improvement: float = 0.0) -> tfma.EvalConfig:
     """TFMA config of a single-label family: accuracy (blessing threshold), top-k, per-class
     slices on the raw label feature, confusion matrix."""
     return tfma.EvalConfig(
@@ -53,17 +66,21 @@ def single_label_eval_config(label_key: str, slice_feature: str,
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
             tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
-                              per_slice_thresholds=_overall_lower_bound(accuracy_threshold)),
+                              per_slice_thresholds=_overall_only(_blessing_threshold(
+                                  accuracy_threshold, min_improvement))),
             tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
         ])])
 
 
-def category_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
+def category_eval_config(accuracy_threshold: float,
+                         min_improvement: float = 0.0) -> tfma.EvalConfig:
     """TFMA config of the category family."""
-    return single_label_eval_config(F.CATEGORY_LABEL, F.IMAGE_CLASS_TEXT, accuracy_threshold)
+    return single_label_eval_config(F.CATEGORY_LABEL, F.IMAGE_CLASS_TEXT, accuracy_threshold,
+                                    min_improvement)
 
 
-def attributes_eval_config(micro_f1_threshold: float, threshold: float) -> tfma.EvalConfig:
+def attributes_eval_config(micro_f1_threshold: float, threshold: float,
+                           min_improvement: float = 0.0) -> tfma.EvalConfig:
     """TFMA config of the attribute tagger: per-attribute binary accuracy, precision, recall and
     F1 (one result per attribute id), and micro-averaged F1 and binary accuracy over all
     attributes; micro F1 blesses (a macro threshold would fail on attributes absent from the
@@ -86,16 +103,16 @@ def attributes_eval_config(micro_f1_threshold: float, threshold: float) -> tfma.
                 metrics=[tfma.MetricConfig(class_name="BinaryAccuracy", config=accuracy_config),
                          tfma.MetricConfig(
                              class_name="F1Score", config=config,
-                             threshold=tfma.MetricThreshold(
-                                 value_threshold=tfma.GenericValueThreshold(
-                                     lower_bound={"value": micro_f1_threshold})))],
+                             threshold=_blessing_threshold(micro_f1_threshold,
+                                                           min_improvement))],
                 aggregate=tfma.AggregationOptions(micro_average=True)),
         ])
 
 
-def brand_eval_config(accuracy_threshold: float) -> tfma.EvalConfig:
+def brand_eval_config(accuracy_threshold: float, min_improvement: float = 0.0) -> tfma.EvalConfig:
     """TFMA config of the brand family."""
-    return single_label_eval_config(F.BRAND_LABEL, F.BRAND, accuracy_threshold)
+    return single_label_eval_config(F.BRAND_LABEL, F.BRAND, accuracy_threshold,
+                                    min_improvement)
 
 
 def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
@@ -125,10 +142,13 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
     transform.add_upstream_node(gate)
 
     eval_configs = {
-        "category": category_eval_config(config.category.accuracy_threshold),
+        "category": category_eval_config(config.category.accuracy_threshold,
+                                         config.category.min_improvement),
         "attributes": attributes_eval_config(config.attributes.micro_f1_threshold,
-                                             config.attributes.threshold),
-        "brand": brand_eval_config(config.brand.accuracy_threshold),
+                                             config.attributes.threshold,
+                                             config.attributes.min_improvement),
+        "brand": brand_eval_config(config.brand.accuracy_threshold,
+                                   config.brand.min_improvement),
     }
     branches = []
     for family in config.families:
@@ -142,8 +162,20 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
                            "image_size": config.transform.image_size,
                            "checkpoint_root": config.checkpoint_root},
         ).with_id(f"{prefix}Trainer")
+        # The family's latest blessed model (its own trainer's and evaluator's artifacts only:
+        # the families share the pipeline context) is the baseline of the change threshold.
+        baseline = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                                  producer_component_id=f"{prefix}Trainer",
+                                  output_key="model"),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                           producer_component_id=f"{prefix}Evaluator",
+                                           output_key="blessing"),
+        ).with_id(f"{prefix}LatestBlessedModel")
         evaluator = tfx.components.Evaluator(
             examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+            baseline_model=baseline.outputs["model"],
             eval_config=eval_configs[family], example_splits=["eval"],
         ).with_id(f"{prefix}Evaluator")
         infra_validator = ServingInfraValidator(
@@ -156,7 +188,19 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
                 filesystem=tfx.proto.PushDestination.Filesystem(
                     base_directory=config.serving_model_dir(family))),
         ).with_id(f"{prefix}Pusher")
-        branches += [trainer, evaluator, infra_validator, pusher]
+        branches += [trainer, baseline, evaluator, infra_validator, pusher]
+        attention = None
+        if family == "brand":
+            attention = BrandAttentionReport(
+                model=trainer.outputs["model"], examples=example_gen.outputs["examples"],
+            ).with_id("BrandAttentionReport")
+            branches.append(attention)
+        branches.append(EvaluationReport(
+            evaluation=evaluator.outputs["evaluation"], blessing=evaluator.outputs["blessing"],
+            model=trainer.outputs["model"], family=family,
+            class_feature=CLASS_FEATURES.get(family, ""),
+            attention=attention.outputs["report"] if attention is not None else None,
+        ).with_id(f"{prefix}EvaluationReport"))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,

@@ -9,6 +9,7 @@ import time
 from typing import Callable, Optional
 
 from components.catalog_import.spans import SpanWriter, existing_spans
+from components.evaluation_report.logic import flatten_metrics
 from pipeline_config import FAMILIES as FAMILIES_ORDER
 from pipeline_config import PipelineConfig
 from schemas.features import ATTRIBUTE_VOCABULARY
@@ -69,6 +70,11 @@ def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
         "metadata": config.metadata_path,
         "pushed_models": pushed,
         "models_config": models_config,
+        "reports": {"brand_attention": _report_index(config.pipeline_root,
+                                                     "BrandAttentionReport"),
+                    **{f"{f}_evaluation": _report_index(config.pipeline_root,
+                                                        f"{prefix[f]}EvaluationReport")
+                       for f in config.families}},
         "seconds": round(time.monotonic() - start, 1),
     }
 
@@ -98,6 +104,12 @@ def _newest_output(pipeline_root: str, node_id: str, output: str) -> Optional[st
     return max(runs, key=lambda r: int(os.path.basename(r))) if runs else None
 
 
+def _report_index(pipeline_root: str, node_id: str) -> Optional[str]:
+    newest = _newest_output(pipeline_root, node_id, "report")
+    index = os.path.join(newest, "index.html") if newest else None
+    return index if index and os.path.exists(index) else None
+
+
 def latest_infra_validation(pipeline_root: str, validator_id: str) -> Optional[dict]:
     """The report of an infra validator's newest execution (``blessed``, ``reason``, ...)."""
     newest = _newest_output(pipeline_root, validator_id, "blessing")
@@ -109,20 +121,6 @@ def latest_infra_validation(pipeline_root: str, validator_id: str) -> Optional[d
             with open(path) as handle:
                 return json.load(handle)
     return None
-
-
-def _metric_name(metric: str, sub_key: str, class_names) -> str:
-    # TFMA names aggregated metrics after their options ("micro_average: true\n_f1_score").
-    if "\n_" in metric:
-        options, _, base = metric.partition("\n_")
-        metric = f"{options.split('_average')[0]}_{base}"
-    if not sub_key:
-        return metric
-    if sub_key.startswith("classId:") and class_names:
-        index = int(sub_key.split(":", 1)[1])
-        if index < len(class_names):
-            sub_key = class_names[index]
-    return f"{metric}[{sub_key}]"
 
 
 def latest_evaluation(pipeline_root: str, evaluator_id: str,
@@ -140,17 +138,7 @@ def latest_evaluation(pipeline_root: str, evaluator_id: str,
     slices = {}
     for slice_key, metrics in result.slicing_metrics:
         name = ", ".join(f"{k}={v}" for k, v in slice_key) or "overall"
-        values, per_class_f1 = {}, []
-        for sub_key, named in metrics.get("", {}).items():
-            for metric, value in named.items():
-                if "doubleValue" in value:
-                    number = float(value["doubleValue"])
-                    values[_metric_name(metric, sub_key, class_names)] = round(number, 4)
-                    if sub_key and metric == "f1_score" and number == number:
-                        per_class_f1.append(number)
-        if per_class_f1:
-            values["macro_f1_score"] = round(sum(per_class_f1) / len(per_class_f1), 4)
-        slices[name] = values
+        slices[name] = flatten_metrics(metrics, class_names or ())
     blessing = os.path.join(pipeline_root, evaluator_id, "blessing",
                             os.path.basename(newest), "BLESSED")
     return {"path": newest, "blessed": os.path.exists(blessing), "slices": slices}

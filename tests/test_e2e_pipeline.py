@@ -26,7 +26,8 @@ FAMILIES = ("category", "attributes", "brand")
 ALL_NODES = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
              "AnomalyGate", "Transform"} | {
     f"{family.capitalize()}{step}" for family in FAMILIES
-    for step in ("Trainer", "Evaluator", "InfraValidator", "Pusher")}
+    for step in ("Trainer", "LatestBlessedModel", "Evaluator", "InfraValidator", "Pusher",
+                 "EvaluationReport")} | {"BrandAttentionReport"}
 
 
 def _fashion(*args, check=True):
@@ -88,6 +89,18 @@ def test_every_component_ran_and_a_model_was_pushed(smoke_run):
     assert 0.0 <= attributes["micro_f1_score"] <= 1.0
     assert 0.0 <= attributes["micro_binary_accuracy"] <= 1.0
     assert "f1_score[pattern:solid]" in attributes  # one result per attribute, by name
+    report = summary["reports"]["brand_attention"]
+    assert report.endswith("index.html") and os.path.exists(report)
+    assert glob.glob(os.path.join(os.path.dirname(report), "heatmap_*.png"))
+    for family in FAMILIES:
+        report = summary["reports"][f"{family}_evaluation"]
+        folder = os.path.dirname(report)
+        assert "blessed" in open(report).read(), family
+        assert os.path.exists(os.path.join(folder, "per_class.png")), family
+    assert os.path.exists(os.path.join(os.path.dirname(
+        summary["reports"]["category_evaluation"]), "confusion_matrix.png"))
+    assert glob.glob(os.path.join(os.path.dirname(summary["reports"]["brand_evaluation"]),
+                                  "heatmap_*.png"))
     models_config = open(summary["models_config"]).read()
     assert all(f'name: "{family}"' in models_config for family in FAMILIES)
 
@@ -440,3 +453,22 @@ def test_predict_command_over_grpc_and_rest(served_category, tmp_path):
     unknown = _fashion("predict", str(image), "--model", "nope", "--server",
                        f"127.0.0.1:{grpc_port}", check=False)
     assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
+
+
+def test_a_retrained_model_worse_than_the_blessed_one_is_not_pushed(smoke_run):
+    """Second run on the same workspace: the latest blessed category model is the baseline, and
+    a candidate that does not beat it by min_improvement (here an impossible +1.0 accuracy) is
+    not blessed, so not pushed."""
+    import tensorflow_model_analysis as tfma
+    workspace, first = smoke_run
+    versions = sorted(os.listdir(workspace / "serving" / "category"))
+    second = json.loads(_fashion("run", "--profile", "smoke", "--workspace", str(workspace),
+                                 "--set", "families=category",
+                                 "--set", "category.min_improvement=1.0", "--json").stdout)
+    assert second["pushed_models"]["category"] is None
+    assert not second["evaluation"]["category"]["blessed"]
+    assert sorted(os.listdir(workspace / "serving" / "category")) == versions
+    validation = tfma.load_validation_result(second["evaluation"]["category"]["path"])
+    failed = [f for failure in validation.metric_validations_per_slice
+              for f in failure.failures]
+    assert failed and all(f.metric_key.is_diff for f in failed)  # failed on the change only

@@ -46,6 +46,30 @@ def test_brand_training_moves_only_the_attention_and_head(tmp_path):
                                model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
 
 
+def test_random_vgg16_features_still_differ_between_images():
+    # Glorot-initialised VGG16 (Keras' default) gives near-constant features without ImageNet
+    # weights; the He-normal re-initialisation keeps them informative.
+    model = brand_attention.build_brand_classifier(6, image_size=64)
+    pooled = keras.Model(model.inputs, model.get_layer("global_max_pool").output)(
+        np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype("float32"))
+    pooled = np.asarray(pooled)
+    assert pooled.mean() > 1e-3
+    assert pooled.std(axis=0).mean() / pooled.mean() > 0.01
+
+
+def test_fine_tuning_the_brand_model_thaws_both_vgg_parts():
+    model = brand_attention.build_brand_classifier(6, image_size=32)
+    backbones = transfer.find_backbones(model)
+    assert [b.name for b in backbones] == ["vgg16_to_block4_conv3",
+                                           "vgg16_block4_pool_to_block5_pool"]
+    transfer.set_trainable_layers(backbones, None)
+    assert _count(model.trainable_weights) == model.count_params()
+    transfer.set_trainable_layers(backbones, 3)  # block5_conv2, block5_conv3, block5_pool
+    assert _count(model.trainable_weights) == 560_775 + 2 * (3 * 3 * 512 * 512 + 512)
+    transfer.set_trainable_layers(backbones, 0)
+    assert _count(model.trainable_weights) == 560_775
+
+
 @pytest.mark.parametrize("image_size,brands", [(100, 6), (224, 1)])
 def test_brand_model_rejects_bad_shapes(image_size, brands):
     with pytest.raises(ValueError):
@@ -107,3 +131,19 @@ def test_fine_tuning_the_last_layers_keeps_batchnorm_frozen():
     assert not any(layer.trainable for layer in backbone.layers)
     assert transfer.set_trainable_layers(backbone, None) == len(backbone.layers)
     assert all(layer.trainable for layer in backbone.layers)
+
+
+def test_brand_model_loads_a_local_vgg16_weights_file(tmp_path):
+    from trainer import common
+    source = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = str(tmp_path / "vgg16_notop.weights.h5")
+    source.save_weights(path)
+    model = common.build_with_weights(
+        lambda weights: brand_attention.build_brand_classifier(3, image_size=32,
+                                                               weights=weights), path)
+    loaded = model.get_layer("vgg16_to_block4_conv3").get_layer("block1_conv1").kernel
+    np.testing.assert_array_equal(np.asarray(loaded),
+                                  np.asarray(source.get_layer("block1_conv1").kernel))
+    tail = model.get_layer("vgg16_block4_pool_to_block5_pool").get_layer("block5_conv3").kernel
+    np.testing.assert_array_equal(np.asarray(tail),
+                                  np.asarray(source.get_layer("block5_conv3").kernel))

@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+import tensorflow_model_analysis as tfma
 from tfx.dsl.compiler import compiler
 
 import pipeline_config as pc
@@ -12,7 +13,8 @@ FAMILY_PREFIXES = ["Category", "Attributes", "Brand"]
 EXPECTED_NODES = ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
                   "AnomalyGate", "Transform"] + [
     f"{family}{step}" for family in FAMILY_PREFIXES
-    for step in ("Trainer", "Evaluator", "InfraValidator", "Pusher")]
+    for step in ("Trainer", "LatestBlessedModel", "Evaluator", "InfraValidator", "Pusher",
+                 "EvaluationReport")] + ["BrandAttentionReport"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,7 @@ def test_nodes_in_topological_order(ir):
     order = [("ExampleValidator", "AnomalyGate"), ("AnomalyGate", "Transform")]
     for family in FAMILY_PREFIXES:
         order += [("Transform", f"{family}Trainer"), (f"{family}Trainer", f"{family}Evaluator"),
+                  (f"{family}Evaluator", f"{family}EvaluationReport"),
                   (f"{family}Evaluator", f"{family}Pusher"),
                   (f"{family}Trainer", f"{family}InfraValidator"),
                   (f"{family}InfraValidator", f"{family}Pusher")]
@@ -106,8 +109,31 @@ def test_blessing_threshold_applies_to_the_overall_slice_only():
     (per_slice,) = accuracy.per_slice_thresholds
     assert [s.feature_keys for s in per_slice.slicing_specs] == [[]]
     assert per_slice.threshold.value_threshold.lower_bound.value == 0.42
+    # ...and must not be worse than the latest blessed model (change threshold vs baseline).
+    change = per_slice.threshold.change_threshold
+    assert change.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert change.absolute.value == pytest.approx(0.0, abs=1e-9)
     # Per-category slices are still computed (for reports), just not gated.
     assert any(list(s.feature_keys) == ["image/class/text"] for s in config.slicing_specs)
+
+
+@pytest.mark.parametrize("family", FAMILY_PREFIXES)
+def test_each_evaluator_compares_with_its_own_latest_blessed_model(ir, family):
+    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
+    evaluator = nodes[f"{family}Evaluator"]
+    assert f"{family}LatestBlessedModel" in evaluator.upstream_nodes
+    assert "baseline_model" in evaluator.inputs.inputs
+    resolver_inputs = str(nodes[f"{family}LatestBlessedModel"].inputs)
+    assert f"{family}Trainer" in resolver_inputs and f"{family}Evaluator" in resolver_inputs
+    others = [f for f in FAMILY_PREFIXES if f != family]
+    assert not any(f"{other}Trainer" in resolver_inputs for other in others)
+
+
+def test_the_brand_report_shows_the_attention_heatmaps(ir):
+    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
+    assert "BrandAttentionReport" in nodes["BrandEvaluationReport"].upstream_nodes
+    assert "attention" in nodes["BrandEvaluationReport"].inputs.inputs
+    assert "attention" not in nodes["CategoryEvaluationReport"].inputs.inputs
 
 
 def test_kubeflow_compilation_writes_a_pipeline_spec(tmp_path):

@@ -8,7 +8,7 @@ from absl import logging
 from pipeline_config import AttributesConfig
 from schemas import features as F
 from trainer import common, training
-from trainer.models import attributes, efficientnet
+from trainer.models import attributes
 
 FAMILY = "attributes"
 
@@ -22,17 +22,14 @@ def run_fn(fn_args) -> None:
     """
     job = common.prepare(fn_args, FAMILY, AttributesConfig, F.ATTRIBUTE_LABELS,
                          label_names=F.ATTRIBUTE_VOCABULARY)
-    config, aug = job.config, job.config.augmentation
+    config = job.config
     groups = attributes.exclusive_groups(job.label_names, config.exclusive_families)
     scope = training.distribution_scope()
     with scope():
         model = common.build_with_weights(
             lambda weights: attributes.build_attribute_tagger(
-                len(job.label_names), variant=config.backbone, image_size=job.image_size,
-                input_size=config.input_size, weights=weights, dropout=config.dropout,
-                batchnorm_momentum=config.batchnorm_momentum,
-                augment=efficientnet.augmentation(aug.flip, aug.rotation, aug.zoom,
-                                                  aug.translation, seed=config.seed)),
+                len(job.label_names), weights=weights,
+                **common.efficientnet_options(config, job.image_size)),
             config.weights)
 
     def compile_model(m):

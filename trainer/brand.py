@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import keras
 from absl import logging
 
 from pipeline_config import BrandConfig
@@ -29,17 +28,13 @@ def run_fn(fn_args) -> None:
             lambda weights: brand_attention.build_brand_classifier(
                 len(job.label_names), image_size=config.image_size,
                 source_size=job.image_size, weights=weights, dropout=config.dropout,
+                seed=config.seed,
                 augment=brand_attention.augmentation(config.augmentation.translation,
                                                      seed=config.seed)),
             config.weights)
 
-    def compile_model(m):
-        with scope():
-            m.compile(optimizer=common.optimizer(config.optimizer, config.learning_rate),
-                      loss=keras.losses.SparseCategoricalCrossentropy(),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-
     logging.info("brand: %d brands, %d training examples, %d steps/epoch",
                  len(job.label_names), job.train_examples, job.steps_per_epoch)
-    common.fit_and_export(fn_args, FAMILY, job, model, compile_model, "val_accuracy",
+    common.fit_and_export(fn_args, FAMILY, job, model,
+                          common.single_label_compiler(config, scope), "val_accuracy",
                           attention_model=brand_attention.attention_model(model))

@@ -167,3 +167,25 @@ def fit_and_export(fn_args, family: str, job: TrainingJob, model, compile_model,
                                  model_name=family, **export_options)
     write_history(fn_args, history)
     return history
+
+
+def efficientnet_options(config, image_size: int) -> dict:
+    """Builder keyword arguments shared by the EfficientNet families (category, attributes)."""
+    from trainer.models import efficientnet
+    aug = config.augmentation
+    return {"variant": config.backbone, "image_size": image_size,
+            "input_size": config.input_size, "dropout": config.dropout,
+            "batchnorm_momentum": config.batchnorm_momentum,
+            "augment": efficientnet.augmentation(aug.flip, aug.rotation, aug.zoom,
+                                                 aug.translation, seed=config.seed)}
+
+
+def single_label_compiler(config, scope):
+    """``compile_model`` for a softmax classifier: cross-entropy, accuracy, the configured
+    optimizer, inside the distribution ``scope``."""
+    def compile_model(model):
+        with scope():
+            model.compile(optimizer=optimizer(config.optimizer, config.learning_rate),
+                          loss=keras.losses.SparseCategoricalCrossentropy(),
+                          metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    return compile_model

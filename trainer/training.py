@@ -73,11 +73,8 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
     ``compile_model(model)`` compiles it (called again at each phase, since a change of
     trainable layers needs a recompile). ``monitor`` is a validation metric (``val_...``).
     """
-    try:
-        backbone = transfer.find_backbone(model)
-    except ValueError:
-        backbone = None
-    if backbone is None and any(p.trainable_layers is not None for p in phases):
+    backbones = transfer.find_backbones(model)
+    if not backbones and any(p.trainable_layers is not None for p in phases):
         raise ValueError("freezing or partial fine-tuning needs a model with a backbone")
     history: dict = {}
     epoch = 0
@@ -87,8 +84,8 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
     for index, phase in enumerate(phases):
         done = os.path.join(checkpoint_dir, PHASE_DONE.format(index=index)) \
             if checkpoint_dir else None
-        if backbone is not None:
-            transfer.set_trainable_layers(backbone, phase.trainable_layers)
+        if backbones:
+            transfer.set_trainable_layers(backbones, phase.trainable_layers)
         compile_model(model)
         if done and gfile.exists(done):  # finished before an interruption: keep its result
             model.load_weights(os.path.join(checkpoint_dir, PHASE_WEIGHTS.format(index=index)))

@@ -56,8 +56,25 @@ class ApplyAttention(keras.layers.Layer):
         return tuple(features_shape)
 
 
+def _he_initialise(vgg: keras.Model, seed: int) -> None:
+    """Re-draws the random VGG16 kernels with He-normal initialisation.
+
+    Keras initialises VGG16 (which has no batch normalisation) with Glorot-uniform kernels: with
+    ReLU every layer halves the activations' variance, so after 13 layers a randomly initialised
+    VGG16 outputs near-constant features (1e-5, varying by 1e-6 between images) that neither a
+    frozen nor a trained network can learn from. He-normal keeps the variance, so random frozen
+    features still carry the images' colour and texture. Only the initial values change: the
+    architecture and parameter counts are the study's.
+    """
+    initializer = keras.initializers.HeNormal(seed=seed)
+    for layer in vgg.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.kernel.assign(initializer(layer.kernel.shape))
+            layer.bias.assign(keras.ops.zeros(layer.bias.shape))
+
+
 def _layers(num_brands: int, image_size: int, weights, dropout: float, augment,
-            source_size):
+            source_size, seed: int = 0):
     if num_brands < 2:
         raise ValueError(f"a brand classifier needs at least 2 brands, got {num_brands}")
     if image_size % 32:
@@ -65,6 +82,8 @@ def _layers(num_brands: int, image_size: int, weights, dropout: float, augment,
                          f"{image_size}")
     vgg = keras.applications.VGG16(include_top=False, weights=weights,
                                    input_shape=(image_size, image_size, 3))
+    if weights is None:
+        _he_initialise(vgg, seed)
     vgg.trainable = False
     source_size = source_size or image_size
     inputs = keras.Input((source_size, source_size, 3), name=IMAGE_INPUT, dtype="float32")
@@ -82,10 +101,10 @@ def _layers(num_brands: int, image_size: int, weights, dropout: float, augment,
     a = keras.layers.Dense(1, name="attention_logits")(a)
     attention = SpatialSoftmax(name=ATTENTION_LAYER)(a)
     x = ApplyAttention(name="attended_features")(f, attention)
-    for name in _AFTER_ATTENTION:
-        layer = vgg.get_layer(name)
-        layer.trainable = False
-        x = layer(x)
+    tail = keras.Sequential([vgg.get_layer(name) for name in _AFTER_ATTENTION],
+                            name="vgg16_block4_pool_to_block5_pool")
+    tail.trainable = False
+    x = tail(x)
     x = keras.layers.GlobalMaxPooling2D(name="global_max_pool")(x)
     x = keras.layers.Dense(512, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
@@ -96,13 +115,15 @@ def _layers(num_brands: int, image_size: int, weights, dropout: float, augment,
 
 def build_brand_classifier(num_brands: int, *, image_size: int = 224, weights=None,
                            dropout: float = 0.2, augment: keras.Sequential | None = None,
-                           source_size: int | None = None) -> keras.Model:
+                           source_size: int | None = None, seed: int = 0) -> keras.Model:
     """The brand classifier (scores only).
 
     ``image_size`` is the side VGG16 runs at; images of ``source_size`` (default: the same)
-    are resized to it. ``weights``: None, 'imagenet' or a VGG16 weights file.
+    are resized to it. ``weights``: None (He-normal random VGG16, see ``_he_initialise``),
+    'imagenet' or a VGG16 weights file.
     """
-    inputs, scores, _ = _layers(num_brands, image_size, weights, dropout, augment, source_size)
+    inputs, scores, _ = _layers(num_brands, image_size, weights, dropout, augment, source_size,
+                                seed)
     return keras.Model(inputs, scores, name="vgg16_attention_brand")
 
 

@@ -42,20 +42,29 @@ def phases(mode: str, epochs: int, fine_tune_layers: int = 0,
     return [Phase(frozen_epochs, 0), Phase(epochs - frozen_epochs, tune)]
 
 
+def find_backbones(model: keras.Model) -> list:
+    """The backbone sub-models of a classifier built by ``trainer.models``, input side first
+    (one for EfficientNet; the two VGG16 parts around the attention branch for brand)."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)
+            and layer.name != "augmentation"]
+
+
 def find_backbone(model: keras.Model) -> keras.Model:
-    """The backbone sub-model of a classifier built by ``trainer.models`` (the largest one)."""
-    candidates = [layer for layer in model.layers if isinstance(layer, keras.Model)
-                  and layer.name != "augmentation"]
+    """The largest backbone sub-model (raises ValueError when there is none)."""
+    candidates = find_backbones(model)
     if not candidates:
         raise ValueError(f"model {model.name} has no backbone sub-model")
     return max(candidates, key=lambda layer: layer.count_params())
 
 
-def set_trainable_layers(backbone: keras.Model, trainable_layers: int | None) -> int:
-    """Freezes the backbone except its last ``trainable_layers`` layers (None: all trainable,
-    0: all frozen). Returns the number of backbone layers left trainable."""
-    layers = backbone.layers
-    backbone.trainable = True  # does not thaw layers frozen one by one: each is set below
+def set_trainable_layers(backbones, trainable_layers: int | None) -> int:
+    """Freezes the backbone(s) except the last ``trainable_layers`` layers, counted over the
+    backbones in order (None: all trainable, 0: all frozen). Returns how many layers train."""
+    backbones = [backbones] if isinstance(backbones, keras.Model) else list(backbones)
+    layers = [layer for backbone in backbones for layer in backbone.layers]
+    for backbone in backbones:
+        # Does not thaw layers frozen one by one: each layer is set below.
+        backbone.trainable = True
     if trainable_layers is None or trainable_layers >= len(layers):
         for layer in layers:
             layer.trainable = True
