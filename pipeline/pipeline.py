@@ -57,14 +57,20 @@ def _overall_only(threshold: tfma.MetricThreshold) -> list:
 
 
 def single_label_eval_config(label_key: str, slice_feature: str, accuracy_threshold: float,
-                             min_improvement: float = 0.0) -> tfma.EvalConfig:
-    """TFMA config of a single-label family: accuracy (blessing threshold), top-k, per-class
-    slices on the raw label feature, confusion matrix."""
+                             min_improvement: float = 0.0,
+                             extra_slices: tuple = ()) -> tfma.EvalConfig:
+    """TFMA config of a single-label family: accuracy (blessing threshold), top-3 and top-5,
+    per-class slices on the raw label feature (and ``extra_slices`` features, raw or
+    transformed), confusion matrix."""
     return tfma.EvalConfig(
         model_specs=[_model_spec(label_key)],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[slice_feature])],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[slice_feature])] + [
+            tfma.SlicingSpec(feature_keys=[feature]) for feature in extra_slices],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
+            *[tfma.MetricConfig(class_name="SparseTopKCategoricalAccuracy",
+                                config=f'{{"k": {k}, "name": "top_{k}_accuracy"}}')
+              for k in (3, 5)],
             tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
                               per_slice_thresholds=_overall_only(_blessing_threshold(
                                   accuracy_threshold, min_improvement))),
@@ -76,7 +82,7 @@ def category_eval_config(accuracy_threshold: float,
                          min_improvement: float = 0.0) -> tfma.EvalConfig:
     """TFMA config of the category family."""
     return single_label_eval_config(F.CATEGORY_LABEL, F.IMAGE_CLASS_TEXT, accuracy_threshold,
-                                    min_improvement)
+                                    min_improvement, extra_slices=(F.SUPER_CATEGORY_FEATURE,))
 
 
 def attributes_eval_config(micro_f1_threshold: float, threshold: float,

@@ -111,3 +111,4 @@ CATEGORY_VOCABULARY = "category"  # TF Transform vocabulary file name
 BRAND_LABEL = "brand_label"  # index into the BRAND_VOCABULARY file, -1 when unlabelled
 BRAND_VOCABULARY = "brand"
 ATTRIBUTE_LABELS = "attribute_labels"  # multi-hot float [len(ATTRIBUTE_VOCABULARY)]
+SUPER_CATEGORY_FEATURE = "super_category"  # super-category of image/class/text ("" if absent)

@@ -80,6 +80,9 @@ def test_every_component_ran_and_a_model_was_pushed(smoke_run):
     assert 0.0 <= overall["sparse_categorical_accuracy"] <= 1.0
     per_category = [k for k in evaluation["slices"] if k.startswith("image/class/text=")]
     assert per_category
+    assert any(k.startswith("super_category=") for k in evaluation["slices"])
+    assert overall["sparse_categorical_accuracy"] <= overall["top_3_accuracy"] <= \
+        overall["top_5_accuracy"]
     for family in FAMILIES:
         infra = summary["infra_validation"][family]
         assert infra["blessed"] and infra["examples"] == 4, (family, infra)

@@ -73,6 +73,7 @@ def test_components_are_configured_from_config(built, config):
     assert built.beam_pipeline_args == config.beam.args()
     eval_config = str(components["CategoryEvaluator"].exec_properties["eval_config"])
     assert "SparseCategoricalAccuracy" in eval_config and "image/class/text" in eval_config
+    assert "super_category" in eval_config and "top_5_accuracy" in eval_config
     assert components["BrandTrainer"].exec_properties["run_fn"] == "trainer.brand.run_fn"
     assert "fashion/brand" in str(components["BrandEvaluator"].exec_properties["eval_config"])
     assert components["AttributesTrainer"].exec_properties["run_fn"] == \

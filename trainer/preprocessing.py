@@ -84,6 +84,18 @@ def _single_label_ids(values: tf.SparseTensor, vocab_filename: str) -> tf.Tensor
     return tf.squeeze(dense, axis=1)
 
 
+def _super_category(values: tf.SparseTensor) -> tf.Tensor:
+    """[batch] super-category name of a garment category feature ("" when absent); TFMA slices
+    the category evaluation by it."""
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(list(F.GARMENT_SUPER_CATEGORY)),
+                                            tf.constant(list(F.GARMENT_SUPER_CATEGORY.values()))),
+        default_value="")
+    dense = tf.sparse.to_dense(tf.sparse.reset_shape(values, [values.dense_shape[0], 1]),
+                               default_value="")
+    return table.lookup(tf.squeeze(dense, axis=1))
+
+
 def _multi_hot(values: tf.SparseTensor, vocabulary) -> tf.Tensor:
     """[batch, len(vocabulary)] float multi-hot of a string list feature (closed vocabulary;
     values outside it, which the schema already refuses, are ignored)."""
@@ -111,6 +123,7 @@ def preprocessing_fn(inputs, custom_config):
     if F.IMAGE_CLASS_TEXT in inputs:
         outputs[F.CATEGORY_LABEL] = _single_label_ids(inputs[F.IMAGE_CLASS_TEXT],
                                                       F.CATEGORY_VOCABULARY)
+        outputs[F.SUPER_CATEGORY_FEATURE] = _super_category(inputs[F.IMAGE_CLASS_TEXT])
     if F.BRAND in inputs:
         outputs[F.BRAND_LABEL] = _single_label_ids(inputs[F.BRAND], F.BRAND_VOCABULARY)
     if F.ATTRIBUTES in inputs:
