@@ -224,7 +224,9 @@ def cmd_evaluate(args) -> int:
     from serving import evaluate
     try:
         result = evaluate.evaluate(args.family, args.model, args.data, args.batch_size,
-                                   progress=_progress("evaluate"))
+                                   progress=_progress("evaluate"),
+                                   attribute_families=tuple(filter(None, (
+                                       args.attribute_families or "").split(","))))
     except (FileNotFoundError, ValueError) as err:
         print(f"fashion evaluate: error: {err}", file=sys.stderr)
         return 2, None
@@ -320,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, help="a SavedModel or a folder of versions")
     e.add_argument("--data", required=True, help="TFRecord glob of contract records")
     e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--attribute-families", default=None,
+                   help="attributes only: score just these families, e.g. 'item' for CCP tags")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
     return parser

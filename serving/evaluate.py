@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -130,8 +130,13 @@ def multilabel_metrics(truth: np.ndarray, tags: np.ndarray, names: list[str]) ->
 
 
 def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 64,
-             progress: Optional[Callable[[int], None]] = None) -> dict:
-    """Computes ``family``'s metrics for the model at ``model_path`` on ``data_pattern``."""
+             progress: Optional[Callable[[int], None]] = None,
+             attribute_families: Sequence[str] = ()) -> dict:
+    """Computes ``family``'s metrics for the model at ``model_path`` on ``data_pattern``.
+
+    ``attribute_families`` (attributes only) restricts the metrics to those families, for
+    records labelled with only some of them (CCP tags are ``item:`` attributes only).
+    """
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
     import tensorflow as tf
@@ -140,7 +145,8 @@ def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 
     model = tf.saved_model.load(export_dir)
     serve = model.signatures["serving_default"]
     if family == "attributes":
-        return _evaluate_attributes(serve, dataset, export_dir, data_pattern, progress)
+        return _evaluate_attributes(serve, dataset, export_dir, data_pattern, progress,
+                                    attribute_families)
     label_feature = LABEL_FEATURES[family]
     labels, all_scores, class_names, skipped = [], [], None, 0
     for batch in dataset:
@@ -165,7 +171,8 @@ def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 
     return result
 
 
-def _evaluate_attributes(serve, dataset, export_dir: str, data_pattern: str, progress) -> dict:
+def _evaluate_attributes(serve, dataset, export_dir: str, data_pattern: str, progress,
+                         attribute_families: Sequence[str] = ()) -> dict:
     """The tagger's decoded ``tags`` against the records' ``fashion/attributes``."""
     import tensorflow as tf
     truths, tags, names, skipped = [], [], None, 0
@@ -189,7 +196,15 @@ def _evaluate_attributes(serve, dataset, export_dir: str, data_pattern: str, pro
             progress(len(truths))
     if not truths:
         raise ValueError(f"no example in {data_pattern} carries {F.ATTRIBUTES}")
-    result = multilabel_metrics(np.stack(truths), np.concatenate(tags), names)
+    truth, predicted = np.stack(truths), np.concatenate(tags)
+    if attribute_families:
+        keep = [i for i, name in enumerate(names) if name.split(":", 1)[0] in
+                set(attribute_families)]
+        if not keep:
+            raise ValueError(f"no attribute of the families {list(attribute_families)}")
+        truth, predicted, names = truth[:, keep], predicted[:, keep], [names[i] for i in keep]
+    result = multilabel_metrics(truth, predicted, names)
     result.update({"family": "attributes", "model": export_dir, "data": data_pattern,
-                   "unlabelled_skipped": skipped})
+                   "unlabelled_skipped": skipped,
+                   "attribute_families": list(attribute_families) or "all"})
     return result

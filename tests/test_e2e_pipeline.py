@@ -212,6 +212,11 @@ def test_evaluate_command_reports_metrics(smoke_run):
     assert tags["examples"] == eval_count
     assert 0.0 <= tags["exact_match"] <= tags["binary_accuracy"] <= 1.0
     assert set(tags["per_attribute"]) <= set(F.ATTRIBUTE_VOCABULARY)
+    items = json.loads(_fashion("evaluate", "--family", "attributes", "--model",
+                                str(workspace / "serving" / "attributes"), "--data", data,
+                                "--attribute-families", "item", "--json").stdout)
+    assert items["attribute_families"] == ["item"]
+    assert all(name.startswith("item:") for name in items["per_attribute"])
 
 
 def test_schema_anomaly_blocks_training_and_pushing(tmp_path):

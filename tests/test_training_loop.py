@@ -97,3 +97,12 @@ def test_phases_freeze_then_thaw_the_backbone():
                            steps_per_epoch=None, monitor="val_accuracy")
     assert seen == [[False, False], [False, True]]
     assert len(history["loss"]) == 3
+
+
+def test_cpu_runs_in_float32_without_a_distribution_strategy():
+    if training.gpu_count():
+        pytest.skip("checks the CPU behaviour; this machine has a GPU")
+    training.set_mixed_precision(True)  # asked for, but only applied on GPUs
+    assert keras.mixed_precision.global_policy().name == "float32"
+    import contextlib
+    assert training.distribution_scope() is contextlib.nullcontext

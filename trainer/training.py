@@ -51,17 +51,27 @@ def distribution_scope() -> Callable[[], contextlib.AbstractContextManager]:
         import tensorflow as tf
         if len(tf.config.list_logical_devices("GPU")) > 1:
             return tf.distribute.MirroredStrategy().scope
-    elif backend == "jax":
+    elif backend == "jax" and gpu_count() > 1:
         devices = keras.distribution.list_devices("gpu")
-        if len(devices) > 1:
-            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return contextlib.nullcontext
+
+
+def gpu_count() -> int:
+    """GPUs the current Keras backend sees."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        return len(tf.config.list_logical_devices("GPU"))
+    try:
+        return len(keras.distribution.list_devices("gpu"))
+    except (NotImplementedError, RuntimeError, ValueError):
+        return 0
 
 
 def set_mixed_precision(enabled: bool) -> None:
     """``mixed_float16`` on a GPU when asked (heads keep float32 outputs); float32 otherwise."""
-    gpu = bool(keras.distribution.list_devices("gpu")) if enabled else False
-    keras.mixed_precision.set_global_policy("mixed_float16" if enabled and gpu else "float32")
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if enabled and gpu_count() else "float32")
 
 
 def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train, evaluation, *,
