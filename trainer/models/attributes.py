@@ -13,7 +13,7 @@ from typing import Sequence
 import keras
 from keras import ops
 
-from trainer.models.efficientnet import IMAGE_INPUT, backbone
+from trainer.models.efficientnet import IMAGE_INPUT, pooled_features
 
 # Re-exported so trainers import one module per family.
 __all__ = ["IMAGE_INPUT", "ExactMatch", "build_attribute_tagger", "decode",
@@ -27,21 +27,11 @@ def build_attribute_tagger(num_attributes: int, *, variant: str = "b0", image_si
     """Builds the tagger: ``num_attributes`` independent sigmoid scores."""
     if num_attributes < 1:
         raise ValueError("the tagger needs at least one attribute")
-    input_size = input_size or image_size
-    inputs = keras.Input((image_size, image_size, 3), name=IMAGE_INPUT, dtype="float32")
-    x = inputs
-    if augment is not None:
-        x = augment(x)
-    if input_size != image_size:
-        x = keras.layers.Resizing(input_size, input_size, name="resize")(x)
-    base = backbone(variant, input_size, weights)
-    if batchnorm_momentum is not None:
-        for layer in base.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = batchnorm_momentum
-    x = keras.layers.Dropout(dropout, name="head_dropout")(base(x))
+    inputs, pooled = pooled_features(variant=variant, image_size=image_size,
+                                     input_size=input_size, weights=weights, dropout=dropout,
+                                     augment=augment, batchnorm_momentum=batchnorm_momentum)
     outputs = keras.layers.Dense(num_attributes, activation="sigmoid", name="scores",
-                                 dtype="float32")(x)
+                                 dtype="float32")(pooled)
     return keras.Model(inputs, outputs, name=f"efficientnet_{variant}_attributes")
 
 

@@ -66,6 +66,22 @@ def build_classifier(num_classes: int, *, variant: str = "b0", image_size: int =
     """
     if num_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+    inputs, pooled = pooled_features(variant=variant, image_size=image_size,
+                                     input_size=input_size, weights=weights, dropout=dropout,
+                                     augment=augment, trainable_backbone=trainable_backbone,
+                                     batchnorm_momentum=batchnorm_momentum)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="scores",
+                                 dtype="float32")(pooled)
+    return keras.Model(inputs, outputs, name=f"efficientnet_{variant}_category")
+
+
+def pooled_features(*, variant: str, image_size: int, input_size: int | None, weights,
+                    dropout: float, augment: keras.Sequential | None,
+                    trainable_backbone: bool = True,
+                    batchnorm_momentum: float | None = None) -> tuple:
+    """``(inputs, dropped-out pooled features)``: the part every EfficientNet family shares
+    (augmentation → optional resize → backbone → global average pooling → dropout); see
+    :func:`build_classifier` for the arguments."""
     input_size = input_size or image_size
     inputs = keras.Input((image_size, image_size, 3), name=IMAGE_INPUT, dtype="float32")
     x = inputs
@@ -79,8 +95,4 @@ def build_classifier(num_classes: int, *, variant: str = "b0", image_size: int =
         for layer in base.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = batchnorm_momentum
-    x = base(x)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="scores",
-                                 dtype="float32")(x)
-    return keras.Model(inputs, outputs, name=f"efficientnet_{variant}_category")
+    return inputs, keras.layers.Dropout(dropout, name="head_dropout")(base(x))
