@@ -28,8 +28,6 @@ RUN_FNS = {"category": CATEGORY_RUN_FN, "attributes": "trainer.attributes.run_fn
 SERVING_SIGNATURE = "serving_default"
 TRANSFORM_SIGNATURE = "transform_features"
 SCORES_OUTPUT = "scores"
-# The raw feature whose values slice a single-label family's evaluation per class.
-CLASS_FEATURES = {"category": F.IMAGE_CLASS_TEXT, "brand": F.BRAND}
 
 
 def _model_spec(label_key: str) -> tfma.ModelSpec:
@@ -204,7 +202,7 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
         branches.append(EvaluationReport(
             evaluation=evaluator.outputs["evaluation"], blessing=evaluator.outputs["blessing"],
             model=trainer.outputs["model"], family=family,
-            class_feature=CLASS_FEATURES.get(family, ""),
+            class_feature=F.SINGLE_LABEL_FEATURES.get(family, ""),
             attention=attention.outputs["report"] if attention is not None else None,
         ).with_id(f"{prefix}EvaluationReport"))
 

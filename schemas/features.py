@@ -111,4 +111,6 @@ CATEGORY_VOCABULARY = "category"  # TF Transform vocabulary file name
 BRAND_LABEL = "brand_label"  # index into the BRAND_VOCABULARY file, -1 when unlabelled
 BRAND_VOCABULARY = "brand"
 ATTRIBUTE_LABELS = "attribute_labels"  # multi-hot float [len(ATTRIBUTE_VOCABULARY)]
+# The raw feature holding each single-label family's label (TFMA slices per class on it).
+SINGLE_LABEL_FEATURES = MappingProxyType({"category": IMAGE_CLASS_TEXT, "brand": BRAND})
 SUPER_CATEGORY_FEATURE = "super_category"  # super-category of image/class/text ("" if absent)

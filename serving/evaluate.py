@@ -15,8 +15,6 @@ import numpy as np
 from schemas import features as F
 
 FAMILIES = ("category", "attributes", "brand")
-# The raw feature holding each single-label family's label.
-LABEL_FEATURES = {"category": F.IMAGE_CLASS_TEXT, "brand": F.BRAND}
 
 
 def latest_version(model_path: str) -> str:
@@ -147,7 +145,7 @@ def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 
     if family == "attributes":
         return _evaluate_attributes(serve, dataset, export_dir, data_pattern, progress,
                                     attribute_families)
-    label_feature = LABEL_FEATURES[family]
+    label_feature = F.SINGLE_LABEL_FEATURES[family]
     labels, all_scores, class_names, skipped = [], [], None, 0
     for batch in dataset:
         parsed = tf.io.parse_example(batch, {label_feature: tf.io.VarLenFeature(tf.string)})

@@ -26,13 +26,12 @@ from typing import Callable, Optional, Sequence
 import tensorflow as tf
 
 from schemas import features as F
+from serving.inference import CLASSIFY_METHOD, REGRESS_METHOD  # noqa: F401 (re-exported)
 from serving.warmup import WARMUP_FILE
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
 CLASSIFY = "classify"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
 TRANSFORM_FEATURES = "transform_features"
 EXAMPLES_INPUT = "examples"
 IMAGES_INPUT = "images"
