@@ -118,6 +118,9 @@ class TrainingConfig:
     fine_tune_layers: int = 0
     frozen_epochs: int = 0
     imbalance: str = "none"
+    # Caps each class weight (imbalance=class_weights): a class with a few examples would
+    # otherwise outweigh the rest and the model would predict it everywhere. 0: no cap.
+    max_class_weight: float = 10.0
     mixed_precision: bool = False  # mixed_float16 on GPUs (ignored on CPU)
     # A retrained model is blessed only if its blessing metric is at least this much above the
     # latest blessed model's (0: not worse). Negative values tolerate a small regression.
@@ -141,6 +144,8 @@ class TrainingConfig:
                "hybrid transfer needs 0 < frozen_epochs < epochs")
         _check(self.imbalance in IMBALANCE_STRATEGIES,
                f"imbalance must be one of {IMBALANCE_STRATEGIES}")
+        _check(self.max_class_weight == 0 or self.max_class_weight >= 1,
+               "max_class_weight must be 0 (no cap) or >= 1")
         _check(-1.0 <= self.min_improvement <= 1.0, "min_improvement must be in [-1, 1]")
 
     @classmethod

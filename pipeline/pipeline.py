@@ -31,7 +31,10 @@ SCORES_OUTPUT = "scores"
 
 
 def _model_spec(label_key: str) -> tfma.ModelSpec:
+    # Weighting by the label's presence leaves unlabelled eval examples out of every metric
+    # but ExampleCount (WeightedExampleCount counts the labelled ones).
     return tfma.ModelSpec(signature_name=SERVING_SIGNATURE, label_key=label_key,
+                          example_weight_key=F.LABEL_WEIGHT_FEATURES[label_key],
                           prediction_key=SCORES_OUTPUT,
                           preprocessing_function_names=[TRANSFORM_SIGNATURE])
 
@@ -66,6 +69,7 @@ def single_label_eval_config(label_key: str, slice_feature: str, accuracy_thresh
             tfma.SlicingSpec(feature_keys=[feature]) for feature in extra_slices],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="WeightedExampleCount"),
             *[tfma.MetricConfig(class_name="SparseTopKCategoricalAccuracy",
                                 config=f'{{"k": {k}, "name": "top_{k}_accuracy"}}')
               for k in (3, 5)],
@@ -95,7 +99,8 @@ def attributes_eval_config(micro_f1_threshold: float, threshold: float,
         model_specs=[_model_spec(F.ATTRIBUTE_LABELS)],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[
-            tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")]),
+            tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount"),
+                                      tfma.MetricConfig(class_name="WeightedExampleCount")]),
             tfma.MetricsSpec(
                 metrics=[tfma.MetricConfig(class_name="BinaryAccuracy", config=accuracy_config),
                          tfma.MetricConfig(class_name="Precision", config=config),

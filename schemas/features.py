@@ -111,6 +111,15 @@ CATEGORY_VOCABULARY = "category"  # TF Transform vocabulary file name
 BRAND_LABEL = "brand_label"  # index into the BRAND_VOCABULARY file, -1 when unlabelled
 BRAND_VOCABULARY = "brand"
 ATTRIBUTE_LABELS = "attribute_labels"  # multi-hot float [len(ATTRIBUTE_VOCABULARY)]
+# 1.0 where the example carries that label, 0.0 where it does not: TFMA's example weight, so
+# unlabelled examples of a partly labelled catalog (e.g. CCP photos without a category) are
+# not scored as wrong predictions.
+CATEGORY_LABEL_WEIGHT = "category_label_weight"
+BRAND_LABEL_WEIGHT = "brand_label_weight"
+ATTRIBUTE_LABELS_WEIGHT = "attribute_labels_weight"
+LABEL_WEIGHT_FEATURES = MappingProxyType({CATEGORY_LABEL: CATEGORY_LABEL_WEIGHT,
+                                          BRAND_LABEL: BRAND_LABEL_WEIGHT,
+                                          ATTRIBUTE_LABELS: ATTRIBUTE_LABELS_WEIGHT})
 # The raw feature holding each single-label family's label (TFMA slices per class on it).
 SINGLE_LABEL_FEATURES = MappingProxyType({"category": IMAGE_CLASS_TEXT, "brand": BRAND})
 SUPER_CATEGORY_FEATURE = "super_category"  # super-category of image/class/text ("" if absent)

@@ -41,6 +41,7 @@ def test_invalid_category_values_fail(kwargs, match):
     (pc.CategoryConfig, {"transfer_mode": "hybrid", "epochs": 5, "frozen_epochs": 5},
      "frozen_epochs"),
     (pc.CategoryConfig, {"imbalance": "smote"}, "imbalance"),
+    (pc.BrandConfig, {"max_class_weight": 0.5}, "max_class_weight"),
     (pc.AttributesConfig, {"loss": "focal"}, "loss"),
     (pc.AttributesConfig, {"imbalance": "class_weights"}, "multi-label"),
     (pc.BrandConfig, {"image_size": 100}, "multiple of 32"),

@@ -77,6 +77,8 @@ def test_every_component_ran_and_a_model_was_pushed(smoke_run):
     eval_count = json.load(open(workspace / "catalog" / "span-1" / "summary.json"))[
         "written"]["eval"]
     assert overall["example_count"] == eval_count
+    # Every synthetic example is labelled, so all of them carry weight 1.
+    assert overall["weighted_example_count"] == eval_count
     assert 0.0 <= overall["sparse_categorical_accuracy"] <= 1.0
     per_category = [k for k in evaluation["slices"] if k.startswith("image/class/text=")]
     assert per_category
@@ -269,6 +271,17 @@ def test_pipeline_runs_on_real_ccp_photos(ccp_dir, tmp_path):
     assert summary["pushed_models"]["category"] and summary["pushed_models"]["attributes"]
     overall = summary["evaluation"]["category"]["slices"]["overall"]
     assert overall["example_count"] == converted["written"]["eval"]
+    # Photos without a garment category are evaluated but weigh nothing.
+    assert overall["weighted_example_count"] == _labelled_examples(
+        str(catalog / "span-1" / "eval" / "*"), F.IMAGE_CLASS_TEXT)
+
+
+def _labelled_examples(pattern, feature):
+    count = 0
+    for record in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern)):
+        example = tf.train.Example.FromString(record.numpy())
+        count += bool(example.features.feature[feature].bytes_list.value)
+    return count
 
 
 def _get_json(url, data=None, timeout=10):

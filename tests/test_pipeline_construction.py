@@ -8,6 +8,7 @@ from tfx.dsl.compiler import compiler
 
 import pipeline_config as pc
 from pipeline.pipeline import CATEGORY_RUN_FN, PREPROCESSING_FN, create_pipeline
+from schemas import features as F
 
 FAMILY_PREFIXES = ["Category", "Attributes", "Brand"]
 EXPECTED_NODES = ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
@@ -99,6 +100,18 @@ def test_pipeline_module_does_not_import_model_code():
         imported |= {node.module for node in ast.walk(tree)
                      if isinstance(node, ast.ImportFrom) and node.module}
         assert not {m for m in imported if m.startswith(("trainer", "keras", "serving"))}, path
+
+
+def test_unlabelled_examples_carry_no_weight_in_evaluation():
+    from pipeline.pipeline import (attributes_eval_config, brand_eval_config,
+                                   category_eval_config)
+    for config, label in ((category_eval_config(0.1), F.CATEGORY_LABEL),
+                          (brand_eval_config(0.1), F.BRAND_LABEL),
+                          (attributes_eval_config(0.1, 0.5), F.ATTRIBUTE_LABELS)):
+        (spec,) = config.model_specs
+        assert spec.label_key == label
+        assert spec.example_weight_key == F.LABEL_WEIGHT_FEATURES[label]
+        assert "WeightedExampleCount" in str(config.metrics_specs)
 
 
 def test_blessing_threshold_applies_to_the_overall_slice_only():

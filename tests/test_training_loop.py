@@ -79,6 +79,14 @@ def test_class_weights_favour_rare_classes():
     assert 90 * weights[0] + 10 * weights[1] == pytest.approx(100)  # same total weight
 
 
+def test_class_weights_are_capped():
+    counts = {0: 990, 1: 9, 2: 1}
+    uncapped = training.class_weights(counts, 3)
+    assert uncapped[2] == pytest.approx(1000 / 3)
+    capped = training.class_weights(counts, 3, max_weight=10.0)
+    assert capped[0] == pytest.approx(uncapped[0]) and capped[1] == capped[2] == 10.0
+
+
 def test_phases_freeze_then_thaw_the_backbone():
     inputs = keras.Input((4,))
     backbone = keras.Sequential([keras.layers.Dense(8), keras.layers.Dense(8)], name="backbone")

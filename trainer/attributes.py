@@ -26,15 +26,29 @@ def run_fn(fn_args) -> None:
     groups = attributes.exclusive_groups(job.label_names, config.exclusive_families)
     scope = training.distribution_scope()
     with scope():
-        model = common.build_with_weights(
-            lambda weights: attributes.build_attribute_tagger(
-                len(job.label_names), weights=weights,
-                **common.efficientnet_options(config, job.image_size)),
-            config.weights)
+        model = build_model(config, len(job.label_names), job.image_size)
+    logging.info("attributes: %d attributes, %d training examples, %d steps/epoch",
+                 len(job.label_names), job.train_examples, job.steps_per_epoch)
+    common.fit_and_export(
+        fn_args, FAMILY, job, model, compiler(config, scope), "val_macro_f1",
+        extra_outputs=lambda scores: {"tags": attributes.decode(scores, groups,
+                                                                config.threshold)})
 
-    def compile_model(m):
+
+def build_model(config: AttributesConfig, num_attributes: int, image_size: int):
+    """The configured tagger for ``image_size`` pixel images (call inside the scope)."""
+    return common.build_with_weights(
+        lambda weights: attributes.build_attribute_tagger(
+            num_attributes, weights=weights, **common.efficientnet_options(config, image_size)),
+        config.weights)
+
+
+def compiler(config: AttributesConfig, scope):
+    """``compile_model`` for the tagger: BCE or soft-F1, exact match, binary accuracy, macro
+    and micro F1 at the configured threshold, inside the distribution ``scope``."""
+    def compile_model(model):
         with scope():
-            m.compile(
+            model.compile(
                 optimizer=common.optimizer(config.optimizer, config.learning_rate),
                 loss=(attributes.soft_f1_loss if config.loss == "soft_f1"
                       else keras.losses.BinaryCrossentropy()),
@@ -45,10 +59,4 @@ def run_fn(fn_args) -> None:
                                                name="macro_f1"),
                          keras.metrics.F1Score(average="micro", threshold=config.threshold,
                                                name="micro_f1")])
-
-    logging.info("attributes: %d attributes, %d training examples, %d steps/epoch",
-                 len(job.label_names), job.train_examples, job.steps_per_epoch)
-    common.fit_and_export(
-        fn_args, FAMILY, job, model, compile_model, "val_macro_f1",
-        extra_outputs=lambda scores: {"tags": attributes.decode(scores, groups,
-                                                                config.threshold)})
+    return compile_model

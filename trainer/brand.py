@@ -24,17 +24,21 @@ def run_fn(fn_args) -> None:
     config = job.config
     scope = training.distribution_scope()
     with scope():
-        model = common.build_with_weights(
-            lambda weights: brand_attention.build_brand_classifier(
-                len(job.label_names), image_size=config.image_size,
-                source_size=job.image_size, weights=weights, dropout=config.dropout,
-                seed=config.seed,
-                augment=brand_attention.augmentation(config.augmentation.translation,
-                                                     seed=config.seed)),
-            config.weights)
-
+        model = build_model(config, len(job.label_names), job.image_size)
     logging.info("brand: %d brands, %d training examples, %d steps/epoch",
                  len(job.label_names), job.train_examples, job.steps_per_epoch)
     common.fit_and_export(fn_args, FAMILY, job, model,
                           common.single_label_compiler(config, scope), "val_accuracy",
                           attention_model=brand_attention.attention_model(model))
+
+
+def build_model(config: BrandConfig, num_brands: int, source_size: int):
+    """The configured classifier for ``source_size`` pixel images, run at
+    ``config.image_size`` (call inside the scope)."""
+    return common.build_with_weights(
+        lambda weights: brand_attention.build_brand_classifier(
+            num_brands, image_size=config.image_size, source_size=source_size,
+            weights=weights, dropout=config.dropout, seed=config.seed,
+            augment=brand_attention.augmentation(config.augmentation.translation,
+                                                 seed=config.seed)),
+        config.weights)

@@ -22,12 +22,16 @@ def run_fn(fn_args) -> None:
                          vocabulary=F.CATEGORY_VOCABULARY)
     scope = training.distribution_scope()
     with scope():
-        model = common.build_with_weights(
-            lambda weights: efficientnet.build_classifier(
-                len(job.label_names), weights=weights,
-                **common.efficientnet_options(job.config, job.image_size)),
-            job.config.weights)
+        model = build_model(job.config, len(job.label_names), job.image_size)
     logging.info("category: %d classes, %d training examples, %d steps/epoch",
                  len(job.label_names), job.train_examples, job.steps_per_epoch)
     common.fit_and_export(fn_args, FAMILY, job, model,
                           common.single_label_compiler(job.config, scope), "val_accuracy")
+
+
+def build_model(config: CategoryConfig, num_classes: int, image_size: int):
+    """The configured classifier for ``image_size`` pixel images (call inside the scope)."""
+    return common.build_with_weights(
+        lambda weights: efficientnet.build_classifier(
+            num_classes, weights=weights, **common.efficientnet_options(config, image_size)),
+        config.weights)

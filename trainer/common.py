@@ -158,7 +158,8 @@ def fit_and_export(fn_args, family: str, job: TrainingJob, model, compile_model,
         steps_per_epoch=job.steps_per_epoch, monitor=monitor,
         patience=config.early_stopping_patience,
         start_from_epoch=config.early_stopping_start_epoch,
-        class_weight=(training.class_weights(job.label_counts, len(job.label_names))
+        class_weight=(training.class_weights(job.label_counts, len(job.label_names),
+                                            config.max_class_weight)
                       if config.imbalance == "class_weights" else None),
         checkpoint_dir=checkpoint_dir(fn_args, family))
     warmup = input_pipeline.sample_images(fn_args.eval_files, job.feature_spec, count=3)

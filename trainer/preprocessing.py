@@ -128,4 +128,15 @@ def preprocessing_fn(inputs, custom_config):
         outputs[F.BRAND_LABEL] = _single_label_ids(inputs[F.BRAND], F.BRAND_VOCABULARY)
     if F.ATTRIBUTES in inputs:
         outputs[F.ATTRIBUTE_LABELS] = _multi_hot(inputs[F.ATTRIBUTES], F.ATTRIBUTE_VOCABULARY)
+    for label, weight in F.LABEL_WEIGHT_FEATURES.items():
+        if label in outputs:
+            outputs[weight] = label_weight(outputs[label])
     return outputs
+
+
+def label_weight(labels: tf.Tensor) -> tf.Tensor:
+    """[batch] 1.0 where an example is labelled, else 0.0: a single-label id >= 0, or a
+    multi-hot row with at least one attribute on."""
+    if labels.shape.rank == 2:
+        return tf.cast(tf.reduce_max(labels, axis=1) > 0, tf.float32)
+    return tf.cast(labels >= 0, tf.float32)
