@@ -82,17 +82,15 @@ def plain_vgg_head(num_brands: int, image_size: int) -> keras.Model:
     return _brand_head(inputs, vgg(x), num_brands)
 
 
-def cases(size: int, augmentation: bool):
-    """(family, variant, builder, loss, classes); each family's 'ours' comes before 'plain'."""
+def cases(size: int):
+    """(family, variant, builder, loss, classes); each family's 'ours' comes first."""
     softmax, sigmoid = "sparse_categorical_crossentropy", "binary_crossentropy"
     yield ("category", "ours", lambda: efficientnet.build_classifier(CATEGORIES, image_size=size),
            softmax, CATEGORIES)
     yield ("category", "plain", lambda: keras.applications.EfficientNetB0(
         weights=None, classes=CATEGORIES, input_shape=(size, size, 3)), softmax, CATEGORIES)
-    if augmentation:
-        yield ("category", "ours_augmented", lambda: efficientnet.build_classifier(
-            CATEGORIES, image_size=size, augment=efficientnet.augmentation()), softmax,
-            CATEGORIES)
+    yield ("category", "ours_augmented", lambda: efficientnet.build_classifier(
+        CATEGORIES, image_size=size, augment=efficientnet.augmentation()), softmax, CATEGORIES)
     yield ("attributes", "ours", lambda: attributes.build_attribute_tagger(
         ATTRIBUTES, image_size=size), sigmoid, ATTRIBUTES)
     yield ("attributes", "plain", lambda: keras.applications.EfficientNetB0(
@@ -102,9 +100,8 @@ def cases(size: int, augmentation: bool):
         BRANDS, image_size=size), softmax, BRANDS)
     yield ("brand", "plain", lambda: plain_attention_vgg(BRANDS, size), softmax, BRANDS)
     yield ("brand", "plain_no_attention", lambda: plain_vgg_head(BRANDS, size), softmax, BRANDS)
-    if augmentation:
-        yield ("brand", "ours_augmented", lambda: brand_attention.build_brand_classifier(
-            BRANDS, image_size=size, augment=brand_attention.augmentation()), softmax, BRANDS)
+    yield ("brand", "ours_augmented", lambda: brand_attention.build_brand_classifier(
+        BRANDS, image_size=size, augment=brand_attention.augmentation()), softmax, BRANDS)
 
 
 def batch(loss: str, classes: int, image_size: int, batch_size: int):
@@ -195,11 +192,11 @@ def main() -> int:
     summary = {}
     precisions = args.precisions.split(",")
     # Every pair in every precision first; the augmentation rows (first precision) last.
-    plan = [(precision, case) for precision in precisions
-            for case in cases(args.image_size, False)]
+    augmented = [case for case in cases(args.image_size) if case[1] == "ours_augmented"]
+    plan = [(precision, case) for precision in precisions for case in cases(args.image_size)
+            if case[1] != "ours_augmented"]
     if args.augmentation:
-        plan += [(precisions[0], case) for case in cases(args.image_size, True)
-                 if case[1] == "ours_augmented"]
+        plan += [(precisions[0], case) for case in augmented]
     for precision, (family, variant, build, loss, classes) in plan:
         if family not in wanted:
             continue

@@ -42,6 +42,8 @@ from trainer import common, training  # noqa: E402
 from trainer.models import transfer  # noqa: E402
 
 LABELS = {"category": 14, "attributes": 60, "brand": 6}
+TRAINERS = {"category": category_trainer, "attributes": attributes_trainer,
+            "brand": brand_trainer}
 
 
 class TrainableCounter(keras.callbacks.Callback):
@@ -86,12 +88,7 @@ def check_family(family: str, args) -> dict:
     training.set_mixed_precision(config.mixed_precision)
     scope = training.distribution_scope()
     with scope():
-        if family == "category":
-            model = category_trainer.build_model(config, LABELS[family], args.image_size)
-        elif family == "attributes":
-            model = attributes_trainer.build_model(config, LABELS[family], args.image_size)
-        else:
-            model = brand_trainer.build_model(config, LABELS[family], args.image_size)
+        model = TRAINERS[family].build_model(config, LABELS[family], args.image_size)
     compile_model = (attributes_trainer.compiler(config, scope) if family == "attributes"
                      else common.single_label_compiler(config, scope))
     train_x, train_y = random_data(family, args.batch_size * args.steps, args.image_size, 1)
