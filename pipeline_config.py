@@ -157,24 +157,23 @@ class TrainingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class CategoryConfig(TrainingConfig):
-    """The EfficientNet garment-category classifier (single label)."""
+class EfficientNetConfig(TrainingConfig):
+    """What the EfficientNet families (category, attributes) add: the backbone variant, the
+    side it runs at and its BatchNormalization momentum."""
 
     backbone: str = "b0"
     image_size: int = 0  # 0: the variant's own input size
     # Keras' default (0.99) suits fine-tuning; from-scratch training on little data needs a
     # faster one or inference-mode statistics trail the weights (see build_classifier).
     batchnorm_momentum: float = 0.9
-    accuracy_threshold: float = 0.5  # Evaluator blesses only above this eval accuracy
 
     def __post_init__(self):
         super().__post_init__()
         _check(self.backbone in EFFICIENTNET_INPUT_SIZES,
                f"backbone must be one of {sorted(EFFICIENTNET_INPUT_SIZES)}")
         _check(self.image_size == 0 or 32 <= self.image_size <= 1024,
-               "category image_size must be 0 (variant default) or 32..1024")
+               "image_size must be 0 (variant default) or 32..1024")
         _check(0.0 < self.batchnorm_momentum < 1.0, "batchnorm_momentum must be in (0, 1)")
-        _check(0.0 <= self.accuracy_threshold <= 1.0, "accuracy_threshold must be in [0, 1]")
 
     @property
     def input_size(self) -> int:
@@ -182,12 +181,20 @@ class CategoryConfig(TrainingConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class AttributesConfig(TrainingConfig):
+class CategoryConfig(EfficientNetConfig):
+    """The EfficientNet garment-category classifier (single label)."""
+
+    accuracy_threshold: float = 0.5  # Evaluator blesses only above this eval accuracy
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(0.0 <= self.accuracy_threshold <= 1.0, "accuracy_threshold must be in [0, 1]")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributesConfig(EfficientNetConfig):
     """The multi-label EfficientNet attribute tagger (sigmoid head)."""
 
-    backbone: str = "b0"
-    image_size: int = 0
-    batchnorm_momentum: float = 0.9
     loss: str = "binary_crossentropy"  # or 'soft_f1'
     threshold: float = 0.5  # a tag is on at or above this score
     # Families in which at most one attribute can be on (the study: one pattern, one style).
@@ -196,20 +203,12 @@ class AttributesConfig(TrainingConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _check(self.backbone in EFFICIENTNET_INPUT_SIZES,
-               f"backbone must be one of {sorted(EFFICIENTNET_INPUT_SIZES)}")
-        _check(self.image_size == 0 or 32 <= self.image_size <= 1024,
-               "attributes image_size must be 0 (variant default) or 32..1024")
         _check(self.loss in ("binary_crossentropy", "soft_f1"),
                "loss must be binary_crossentropy or soft_f1")
         _check(0.0 < self.threshold < 1.0, "threshold must be in (0, 1)")
         _check(0.0 <= self.micro_f1_threshold <= 1.0, "micro_f1_threshold must be in [0, 1]")
         _check(self.imbalance == "none", "attributes are multi-label: class weights and "
                "oversampling apply to the single-label families only (imbalance must be none)")
-
-    @property
-    def input_size(self) -> int:
-        return self.image_size or EFFICIENTNET_INPUT_SIZES[self.backbone]
 
     @classmethod
     def from_dict(cls, data: dict):

@@ -40,11 +40,12 @@ def percentile(values, q):
 
 
 def latest_version(base: str) -> str:
-    versions = [d for d in glob.glob(os.path.join(base, "*")) if os.path.basename(d).isdigit()]
-    if not versions:
+    from serving.evaluate import latest_version as newest_saved_model
+    try:
+        return newest_saved_model(base)
+    except FileNotFoundError:
         sys.exit(f"no model version under {base}: run scripts/run_pipeline.sh first "
                  "(or pass --model-base-path)")
-    return max(versions, key=lambda d: int(os.path.basename(d)))
 
 
 def sample_image(args) -> bytes:

@@ -12,21 +12,27 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from pipeline_config import FAMILIES
 from schemas import features as F
-
-FAMILIES = ("category", "attributes", "brand")
 
 
 def latest_version(model_path: str) -> str:
-    """``model_path`` itself if it is a SavedModel, else its highest numbered version folder."""
+    """``model_path`` itself if it is a SavedModel, else its highest complete version folder."""
+    from serving.model_manager import list_versions
     if os.path.exists(os.path.join(model_path, "saved_model.pb")):
         return model_path
-    versions = [d for d in glob.glob(os.path.join(model_path, "*"))
-                if os.path.basename(d).isdigit()
-                and os.path.exists(os.path.join(d, "saved_model.pb"))]
+    versions = list_versions(model_path)
     if not versions:
         raise FileNotFoundError(f"{model_path} is neither a SavedModel nor a folder of versions")
-    return max(versions, key=lambda d: int(os.path.basename(d)))
+    return versions[max(versions)]
+
+
+def _precision_recall_f1(tp, fp, fn) -> tuple[float, float, float]:
+    """Precision, recall and F1 from counts (0 where undefined)."""
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return float(precision), float(recall), float(f1)
 
 
 def classification_metrics(labels: list[str], scores: np.ndarray, class_names: list[str],
@@ -54,9 +60,7 @@ def classification_metrics(labels: list[str], scores: np.ndarray, class_names: l
         fp = int(np.sum((predicted == i) & (truth != i)))
         fn = int(np.sum((predicted != i) & (truth == i)))
         support = tp + fn
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        precision, recall, f1 = _precision_recall_f1(tp, fp, fn)
         if support:
             f1s.append(f1)
         per_class[name] = {"support": support, "precision": round(precision, 4),
@@ -109,21 +113,17 @@ def multilabel_metrics(truth: np.ndarray, tags: np.ndarray, names: list[str]) ->
     per_attribute, f1s = {}, []
     for i, name in enumerate(names):
         support = int(tp[i] + fn[i])
-        precision = tp[i] / (tp[i] + fp[i]) if tp[i] + fp[i] else 0.0
-        recall = tp[i] / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        precision, recall, f1 = _precision_recall_f1(tp[i], fp[i], fn[i])
         if support:
             f1s.append(f1)
-            per_attribute[name] = {"support": support, "precision": round(float(precision), 4),
-                                   "recall": round(float(recall), 4), "f1": round(float(f1), 4)}
-    micro_p = tp.sum() / max(1, tp.sum() + fp.sum())
-    micro_r = tp.sum() / max(1, tp.sum() + fn.sum())
+            per_attribute[name] = {"support": support, "precision": round(precision, 4),
+                                   "recall": round(recall, 4), "f1": round(f1, 4)}
+    _, _, micro_f1 = _precision_recall_f1(tp.sum(), fp.sum(), fn.sum())
     return {"examples": int(truth.shape[0]),
             "exact_match": float(np.mean((truth == tags).all(axis=1))),
             "binary_accuracy": float(np.mean(truth == tags)),
             "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
-            "micro_f1": float(2 * micro_p * micro_r / (micro_p + micro_r))
-            if micro_p + micro_r else 0.0,
+            "micro_f1": micro_f1,
             "per_attribute": per_attribute}
 
 
@@ -138,10 +138,12 @@ def evaluate(family: str, model_path: str, data_pattern: str, batch_size: int = 
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
     import tensorflow as tf
+
+    from serving.signatures import SERVING_DEFAULT
     export_dir = latest_version(model_path)
     dataset = record_dataset(data_pattern).batch(batch_size)
     model = tf.saved_model.load(export_dir)
-    serve = model.signatures["serving_default"]
+    serve = model.signatures[SERVING_DEFAULT]
     if family == "attributes":
         return _evaluate_attributes(serve, dataset, export_dir, data_pattern, progress,
                                     attribute_families)

@@ -171,7 +171,7 @@ def fit_and_export(fn_args, family: str, job: TrainingJob, model, compile_model,
 
 
 def efficientnet_options(config, image_size: int) -> dict:
-    """Builder keyword arguments shared by the EfficientNet families (category, attributes)."""
+    """Builder keyword arguments of an ``EfficientNetConfig`` family (category, attributes)."""
     from trainer.models import efficientnet
     aug = config.augmentation
     return {"variant": config.backbone, "image_size": image_size,

@@ -24,32 +24,30 @@ def labelled_images(file_patterns, feature_spec: dict, label_key: str, image_siz
                     compression_type: str = "GZIP") -> tf.data.Dataset:
     """``(image, label)`` batches from transformed examples; unlabelled examples are skipped.
 
-    A scalar label is a class id (-1: unlabelled); a vector label is multi-hot (all zeros:
-    unlabelled). Training data is shuffled and repeated indefinitely (``steps_per_epoch``
-    bounds an epoch); evaluation data is read once, in order. ``balance_classes`` (training
-    only) draws the listed class ids equally often: rare classes are oversampled, and the
-    model's train-time augmentation makes their repeats differ.
+    A scalar label is a class id, a vector label is multi-hot; an example counts as labelled
+    when Transform gave it label weight 1 (``F.LABEL_WEIGHT_FEATURES``). Training data is
+    shuffled and repeated indefinitely (``steps_per_epoch`` bounds an epoch); evaluation data
+    is read once, in order. ``balance_classes`` (training only) draws the listed class ids
+    equally often: rare classes are oversampled, and the model's train-time augmentation makes
+    their repeats differ.
     """
     files = _files(file_patterns)
-    spec = {k: v for k, v in feature_spec.items() if k in (F.TRANSFORMED_IMAGE, label_key)}
+    weight_key = F.LABEL_WEIGHT_FEATURES[label_key]
+    spec = {k: feature_spec[k] for k in (F.TRANSFORMED_IMAGE, label_key, weight_key)}
     dataset = tf.data.TFRecordDataset(files, compression_type=compression_type,
                                       num_parallel_reads=tf.data.AUTOTUNE if training else 1)
     if training:
         dataset = dataset.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
     multi_label = len(spec[label_key].shape) > 0
 
-    def parse(serialized):
-        parsed = tf.io.parse_single_example(serialized, spec)
-        label = parsed[label_key]
-        return parsed[F.TRANSFORMED_IMAGE], (tf.cast(label, tf.float32) if multi_label
-                                             else tf.cast(label, tf.int32))
+    def image_and_label(features):
+        label = features[label_key]
+        return features[F.TRANSFORMED_IMAGE], (tf.cast(label, tf.float32) if multi_label
+                                               else tf.cast(label, tf.int32))
 
-    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=not training)
-    if multi_label:
-        dataset = dataset.filter(lambda png, label: tf.reduce_sum(label) > 0)
-    else:
-        dataset = dataset.filter(lambda png, label: label >= 0)
+    dataset = dataset.map(lambda serialized: tf.io.parse_single_example(serialized, spec),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    dataset = dataset.filter(lambda features: features[weight_key] > 0).map(image_and_label)
     if training and balance_classes and not multi_label:
         streams = [dataset.filter(lambda png, label, c=c: label == c)
                    for c in balance_classes]

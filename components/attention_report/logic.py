@@ -75,12 +75,6 @@ def grid(tiles: list, columns: int) -> Image.Image:
     return sheet
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def write_report(output_dir: str, images: Sequence[bytes], attention: np.ndarray,
                  labels: Sequence[str], scores: np.ndarray, class_names: Sequence[str],
                  gallery_size: int = 8, tile: int = 128) -> dict:

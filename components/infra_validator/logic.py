@@ -21,8 +21,6 @@ import time
 
 import numpy as np
 
-EXAMPLES_SIGNATURE = "serving_default"
-EXAMPLES_INPUT = "examples"
 MODEL_NAME = "candidate"
 
 
@@ -62,6 +60,7 @@ def validate(model_dir: str, examples: list, timeout_seconds: float = 180.0) -> 
     """Serves ``model_dir`` in a subprocess and checks one Predict on ``examples``."""
     from serving.client import ServingClient, ServingClientError
     from serving.model_manager import is_complete_saved_model
+    from serving.signatures import EXAMPLES_INPUT, SERVING_DEFAULT
     start = time.monotonic()
     if not examples:
         return InfraReport(False, "no eval examples to send", 0.0)
@@ -98,10 +97,10 @@ def validate(model_dir: str, examples: list, timeout_seconds: float = 180.0) -> 
                     time.sleep(0.5)
                 outputs = client.predict(
                     MODEL_NAME, {EXAMPLES_INPUT: np.array(examples, dtype=object)},
-                    EXAMPLES_SIGNATURE)
+                    SERVING_DEFAULT)
                 check_outputs(outputs, len(examples))
             reason = (f"served by fashion serve and answered {len(examples)} eval examples "
-                      f"through {EXAMPLES_SIGNATURE}")
+                      f"through {SERVING_DEFAULT}")
             blessed = True
         except (RuntimeError, TimeoutError, ValueError, ServingClientError, OSError) as err:
             blessed = False
