@@ -14,6 +14,8 @@ import os
 import sys
 import time
 
+from schemas.serving_api import SERVING_IMAGES
+
 
 def _progress(label: str, total=None, every: float = 2.0):
     """A progress callback printing ``label: n[/total] (rate/s)`` to stderr every few seconds."""
@@ -120,20 +122,20 @@ def cmd_run(args) -> int:
         return 2, None
     from pipeline import runner
     summary = runner.run(config, log=lambda message: print(message, file=sys.stderr, flush=True))
+    from trainer.families import registry
     lines = [f"pipeline finished in {summary['seconds']} s",
              f"  ML Metadata: {summary['metadata']}"]
     for family, evaluation in summary["evaluation"].items():
         evaluation = evaluation or {}
         overall = evaluation.get("slices", {}).get("overall", {})
-        headline = {k: v for k, v in overall.items()
-                    if k in ("sparse_categorical_accuracy", "example_count")
-                    or k.split("_")[0] in ("micro", "macro") and "[" not in k}
+        headline = {k: overall[k] for k in registry.get(family).headline_metrics if k in overall}
         lines += [f"  {family}: eval {headline or 'n/a'} "
-                  f"({'blessed' if evaluation.get('blessed') else 'not blessed'})",
+                  f"({'blessed' if evaluation.get('blessed') else 'NOT blessed'})",
                   f"    infra validation: {_infra_text(summary['infra_validation'][family])}",
                   f"    pushed: {summary['pushed_models'][family] or 'none'}"]
-    if summary.get("reports", {}).get("brand_attention"):
-        lines.append(f"  brand attention report: {summary['reports']['brand_attention']}")
+    for name, path in summary.get("reports", {}).items():
+        if path:
+            lines.append(f"  report {name}: {path}")
     if summary.get("models_config"):
         lines.append(f"  serve them all: fashion serve --model_config_file="
                      f"{summary['models_config']}")
@@ -172,7 +174,7 @@ def cmd_predict(args):
     from serving.client import ServingClient, ServingClientError
     images, names = [], list(args.images)
     if args.records:
-        from serving.evaluate import read_record_images
+        from trainer.export.records import read_record_images
         try:
             found = read_record_images(args.records, args.limit)
         except (FileNotFoundError, ValueError) as err:
@@ -221,26 +223,40 @@ def cmd_predict(args):
 
 
 def cmd_evaluate(args) -> int:
-    from serving import evaluate
+    from trainer.families import registry
+    from trainer.families.spec import resolve
+    import inspect
+    spec = registry.get(args.family)
+    evaluate = resolve(spec.offline_evaluator)
+    options = {}
+    if args.attribute_families:
+        if "attribute_families" not in inspect.signature(evaluate).parameters:
+            print(f"fashion evaluate: error: --attribute-families does not apply to "
+                  f"{args.family}", file=sys.stderr)
+            return 2, None
+        options["attribute_families"] = tuple(filter(None, args.attribute_families.split(",")))
     try:
-        result = evaluate.evaluate(args.family, args.model, args.data, args.batch_size,
-                                   progress=_progress("evaluate"),
-                                   attribute_families=tuple(filter(None, (
-                                       args.attribute_families or "").split(","))))
+        result = evaluate(args.model, args.data, args.batch_size,
+                          progress=_progress("evaluate"), **options)
     except (FileNotFoundError, ValueError) as err:
         print(f"fashion evaluate: error: {err}", file=sys.stderr)
         return 2, None
+    result["family"] = args.family
+    scalars = {k: v for k, v in result.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
     text = [f"{args.family} model {result['model']} on {result['examples']} examples:"]
-    if "exact_match" in result:
-        text.append(f"  exact match {result['exact_match']:.4f}  binary accuracy "
-                    f"{result['binary_accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}  "
-                    f"micro F1 {result['micro_f1']:.4f}")
-    else:
-        text.append(f"  accuracy {result['accuracy']:.4f}  macro F1 {result['macro_f1']:.4f}")
-    for k in (3, 5):
-        if f"top_{k}_accuracy" in result:
-            text.append(f"  top-{k} accuracy {result[f'top_{k}_accuracy']:.4f}")
+    quality, baseline = spec.quality_metric, spec.baseline_metric
+    if quality in result and baseline in result:
+        text.append(f"  {quality} {result[quality]:.4f}  (a model ignoring the image: "
+                    f"{baseline} {result[baseline]:.4f})")
+    text += [f"  {name} {value:.4f}" if isinstance(value, float) else f"  {name} {value}"
+             for name, value in scalars.items() if name not in ("examples", quality, baseline)]
     return 0, _render(args, result, "\n".join(text))
+
+
+def _family_names() -> tuple:
+    from trainer.families import registry
+    return registry.family_names()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="category", help="served model name")
     p.add_argument("--version", type=int, default=None, help="model version (default: latest)")
     p.add_argument("--label", default=None, help="model version label, e.g. stable")
-    p.add_argument("--signature", default="serving_images", help="signature taking the bytes")
+    p.add_argument("--signature", default=SERVING_IMAGES, help="signature taking the bytes")
     p.add_argument("--top-k", type=int, default=5, help="classes to list per image")
     p.add_argument("--wait", type=float, default=0.0,
                    help="wait up to this many seconds for the model to become AVAILABLE")
@@ -318,12 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="compute a family's metrics for a pushed model")
-    e.add_argument("--family", default="category", choices=("category", "attributes", "brand"))
+    e.add_argument("--family", default=_family_names()[0], choices=_family_names(),
+                   help="a registered model family")
     e.add_argument("--model", required=True, help="a SavedModel or a folder of versions")
     e.add_argument("--data", required=True, help="TFRecord glob of contract records")
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--attribute-families", default=None,
-                   help="attributes only: score just these families, e.g. 'item' for CCP tags")
+                   help="attributes only: score just these attribute families, e.g. 'item' "
+                        "(attribute families a record does not annotate are masked anyway)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
     return parser

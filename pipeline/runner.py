@@ -1,4 +1,5 @@
-"""Local execution: make sure the catalog has data, then run the pipeline with LocalDagRunner."""
+"""Local execution: make sure the catalog has data, then run the pipeline with LocalDagRunner,
+and summarise what each family's branch produced (read through the family registry)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import time
 from typing import Callable, Optional
 
 from components.catalog_import.spans import SpanWriter, existing_spans
-from components.evaluation_report.logic import flatten_metrics
-from pipeline_config import FAMILIES as FAMILIES_ORDER
 from pipeline_config import PipelineConfig
-from schemas.features import ATTRIBUTE_VOCABULARY
+from trainer.families import registry
+from trainer.families.spec import resolve
 
 
 def ensure_catalog(config: PipelineConfig, log: Callable[[str], None] = print) -> Optional[dict]:
@@ -54,37 +54,43 @@ def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
     for family in config.families:
         new = set(glob.glob(os.path.join(config.serving_model_dir(family), "*"))) - before[family]
         pushed[family] = max(new, key=lambda p: int(os.path.basename(p))) if new else None
-    models_config = write_models_config(config)
-    prefix = {family: family.capitalize() for family in config.families}
+    specs = [registry.get(family) for family in config.families]
+    reports = {}
+    for spec in specs:
+        reports[f"{spec.name}_evaluation"] = _report_index(config.pipeline_root,
+                                                           spec.node_id("EvaluationReport"))
+        for extra in spec.extra_components:
+            reports[f"{spec.name}_{_snake(extra.id_suffix)}"] = _report_index(
+                config.pipeline_root, spec.node_id(extra.id_suffix))
     return {
-        "evaluation": {f: latest_evaluation(
-            config.pipeline_root, f"{prefix[f]}Evaluator",
-            ATTRIBUTE_VOCABULARY if f == "attributes" else None) for f in config.families},
-        "infra_validation": {f: latest_infra_validation(config.pipeline_root,
-                                                        f"{prefix[f]}InfraValidator")
-                             for f in config.families},
+        "evaluation": {spec.name: latest_evaluation(config.pipeline_root, spec)
+                       for spec in specs},
+        "infra_validation": {spec.name: latest_infra_validation(
+            config.pipeline_root, spec.node_id("InfraValidator")) for spec in specs},
         "profile": config.profile,
         "workspace": config.workspace_dir,
         "catalog_root": config.catalog_root,
         "generated": generated,
         "metadata": config.metadata_path,
         "pushed_models": pushed,
-        "models_config": models_config,
-        "reports": {"brand_attention": _report_index(config.pipeline_root,
-                                                     "BrandAttentionReport"),
-                    **{f"{f}_evaluation": _report_index(config.pipeline_root,
-                                                        f"{prefix[f]}EvaluationReport")
-                       for f in config.families}},
+        "models_config": write_models_config(config),
+        "reports": reports,
         "seconds": round(time.monotonic() - start, 1),
     }
 
 
+def _snake(name: str) -> str:
+    """``AttentionReport`` → ``attention_report``."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
 def write_models_config(config: PipelineConfig) -> Optional[str]:
     """Writes ``<serving root>/models.config`` (TF Serving's ModelServerConfig text proto) for
-    every family with a pushed version, so ``fashion serve --model_config_file`` serves them all.
+    every registered family with a pushed version, so ``fashion serve --model_config_file``
+    serves them all.
     """
-    families = [f for f in FAMILIES_ORDER if f in config.families
-                and glob.glob(os.path.join(config.serving_model_dir(f), "[0-9]*"))]
+    families = [f for f in registry.family_names()
+                if glob.glob(os.path.join(config.serving_model_dir(f), "[0-9]*"))]
     if not families:
         return None
     path = os.path.join(config.serving_root, "models.config")
@@ -97,7 +103,7 @@ def write_models_config(config: PipelineConfig) -> Optional[str]:
     return path
 
 
-def _newest_output(pipeline_root: str, node_id: str, output: str) -> Optional[str]:
+def newest_output(pipeline_root: str, node_id: str, output: str) -> Optional[str]:
     """The newest execution's folder of a node's output (``<root>/<node>/<output>/<id>``)."""
     runs = glob.glob(os.path.join(pipeline_root, node_id, output, "*"))
     runs = [r for r in runs if os.path.basename(r).isdigit()]
@@ -105,14 +111,14 @@ def _newest_output(pipeline_root: str, node_id: str, output: str) -> Optional[st
 
 
 def _report_index(pipeline_root: str, node_id: str) -> Optional[str]:
-    newest = _newest_output(pipeline_root, node_id, "report")
+    newest = newest_output(pipeline_root, node_id, "report")
     index = os.path.join(newest, "index.html") if newest else None
     return index if index and os.path.exists(index) else None
 
 
 def latest_infra_validation(pipeline_root: str, validator_id: str) -> Optional[dict]:
     """The report of an infra validator's newest execution (``blessed``, ``reason``, ...)."""
-    newest = _newest_output(pipeline_root, validator_id, "blessing")
+    newest = newest_output(pipeline_root, validator_id, "blessing")
     if newest is None:
         return None
     for marker in ("INFRA_BLESSED", "INFRA_NOT_BLESSED"):
@@ -123,22 +129,17 @@ def latest_infra_validation(pipeline_root: str, validator_id: str) -> Optional[d
     return None
 
 
-def latest_evaluation(pipeline_root: str, evaluator_id: str,
-                      class_names=None) -> Optional[dict]:
-    """Overall and per-slice metrics and the blessing of an Evaluator's newest execution.
-
-    Per-class results (TFMA sub keys ``classId:N``) are named ``metric[class name]`` when
-    ``class_names`` is given, and a ``macro_f1_score`` (mean of the defined per-class F1) is
-    added when per-class F1 exists."""
-    import tensorflow_model_analysis as tfma
-    newest = _newest_output(pipeline_root, evaluator_id, "evaluation")
-    if newest is None:
+def latest_evaluation(pipeline_root: str, spec) -> Optional[dict]:
+    """A family's newest evaluation as its spec reads it: metrics per slice (per-class results
+    named ``metric[class name]``), failed thresholds and the blessing verdict."""
+    from trainer.evaluation.reports import is_blessed
+    evaluation = newest_output(pipeline_root, spec.node_id("Evaluator"), "evaluation")
+    model = newest_output(pipeline_root, spec.node_id("Trainer"), "model")
+    if evaluation is None or model is None:
         return None
-    result = tfma.load_eval_result(newest)
-    slices = {}
-    for slice_key, metrics in result.slicing_metrics:
-        name = ", ".join(f"{k}={v}" for k, v in slice_key) or "overall"
-        slices[name] = flatten_metrics(metrics, class_names or ())
-    blessing = os.path.join(pipeline_root, evaluator_id, "blessing",
-                            os.path.basename(newest), "BLESSED")
-    return {"path": newest, "blessed": os.path.exists(blessing), "slices": slices}
+    summary = resolve(spec.report)(evaluation, model)
+    blessing = os.path.join(pipeline_root, spec.node_id("Evaluator"), "blessing",
+                            os.path.basename(evaluation))
+    return {"path": evaluation, "blessed": is_blessed(blessing),
+            "blessing_metric": spec.evaluation.blessing_metric, "slices": summary.slices,
+            "failures": summary.failures}

@@ -41,6 +41,9 @@ SERVING_KEYS = (IMAGE_ENCODED,)
 # Largest image (width x height) accepted anywhere, at import and at serving: a bigger
 # declared size is treated as a decompression bomb and refused before any pixel is decoded.
 MAX_IMAGE_PIXELS = 40_000_000
+# An animated GIF decodes every frame: more frames than this are refused before decoding, and
+# the pixels of all frames together count against MAX_IMAGE_PIXELS.
+MAX_GIF_FRAMES = 1000
 
 # --- vocabularies -----------------------------------------------------------------------------
 UPPER_BODY = "upper_body"
@@ -104,22 +107,15 @@ IMAGE_FORMATS = ("jpeg", "png")
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.pbtxt")
 SCHEMA_DIR = os.path.dirname(SCHEMA_PATH)
 
-# --- transformed features (TF Transform outputs) ----------------------------------------------
-TRANSFORMED_IMAGE = "image_png"  # resized RGB pixels, PNG re-encoded (lossless and compact)
-CATEGORY_LABEL = "category_label"  # index into the CATEGORY_VOCABULARY file, -1 when unlabelled
-CATEGORY_VOCABULARY = "category"  # TF Transform vocabulary file name
-BRAND_LABEL = "brand_label"  # index into the BRAND_VOCABULARY file, -1 when unlabelled
-BRAND_VOCABULARY = "brand"
-ATTRIBUTE_LABELS = "attribute_labels"  # multi-hot float [len(ATTRIBUTE_VOCABULARY)]
-# 1.0 where the example carries that label, 0.0 where it does not: TFMA's example weight, so
-# unlabelled examples of a partly labelled catalog (e.g. CCP photos without a category) are
-# not scored as wrong predictions.
-CATEGORY_LABEL_WEIGHT = "category_label_weight"
-BRAND_LABEL_WEIGHT = "brand_label_weight"
-ATTRIBUTE_LABELS_WEIGHT = "attribute_labels_weight"
-LABEL_WEIGHT_FEATURES = MappingProxyType({CATEGORY_LABEL: CATEGORY_LABEL_WEIGHT,
-                                          BRAND_LABEL: BRAND_LABEL_WEIGHT,
-                                          ATTRIBUTE_LABELS: ATTRIBUTE_LABELS_WEIGHT})
-# The raw feature holding each single-label family's label (TFMA slices per class on it).
-SINGLE_LABEL_FEATURES = MappingProxyType({"category": IMAGE_CLASS_TEXT, "brand": BRAND})
-SUPER_CATEGORY_FEATURE = "super_category"  # super-category of image/class/text ("" if absent)
+# --- transformed features (TF Transform outputs every family shares) -------------------------
+TRANSFORMED_IMAGE = "image_png"  # letterboxed RGB pixels, PNG re-encoded (lossless and compact)
+# Each family's Transform fragment (trainer/families/<family>/transform.py) names its own label
+# features; every label comes with a ``<label>_weight`` feature (see label_weight_feature).
+
+
+def label_weight_feature(label_feature: str) -> str:
+    """The transformed feature that is 1.0 where an example carries ``label_feature`` and 0.0
+    where it does not: TFMA's example weight and the training input's filter, so unlabelled
+    examples of a partly labelled catalog (e.g. CCP photos without a category) are neither
+    trained on nor scored as wrong predictions."""
+    return f"{label_feature}_weight"

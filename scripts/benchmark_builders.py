@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Builder benchmark (not a test): training-step throughput of the three family builders vs
-plain ``keras.applications`` models of the same shape.
+"""Builder benchmark (not a test): training-step throughput of every registered family's builder
+vs a plain ``keras.applications`` model of the same shape.
 
 Usage (any Keras 3 backend; on a GPU machine without TensorFlow use ``KERAS_BACKEND=jax``):
     python scripts/benchmark_builders.py [--image-size 224] [--batch-size 32] [--steps 30]
-        [--precisions float32,mixed_float16] [--json-out results.jsonl]
+        [--precisions float32,mixed_float16] [--families ...] [--json-out results.jsonl]
 
 What is timed: Keras' own training step (``model.train_step``: forward, loss, gradients,
 optimizer update, metrics) on one batch that already sits on the device, so input loading
@@ -12,18 +12,11 @@ does not hide the models' cost. On JAX the step is jitted with its state donated
 ``model.fit`` compiles it; other backends fall back to ``train_on_batch``. Figures are images/s,
 the median of ``--repeats`` timed runs of ``--steps`` steps after a compiled warm-up.
 
-Pairs (ours first, then its plain equivalent; same input size, classes, loss and optimiser):
-- category: ``efficientnet.build_classifier`` (B0) vs ``keras.applications.EfficientNetB0(
-  classes=14)``;
-- attributes: ``attributes.build_attribute_tagger`` vs ``EfficientNetB0(classes=60,
-  classifier_activation="sigmoid")``;
-- brand: ``brand_attention.build_brand_classifier`` vs the same graph written directly with
-  ``keras.applications.VGG16``'s layers and core ``keras.layers`` (one flat functional model,
-  ``Softmax`` over the flattened map, ``Multiply``): this isolates what our builder's structure
-  (two nested VGG parts, custom attention layers) costs. Also printed: a frozen plain VGG16
-  with the same head and no attention branch, for the attention branch's own cost.
-The builders are timed without their train-time augmentation, as ``keras.applications`` has
-none; ``--augmentation`` adds a row per family with it, to show what augmentation costs.
+Each family with ``benchmark_cases`` in its spec gives its rows (``trainer.checks.BenchmarkCase``):
+``ours`` first, then plain equivalents (same input size, classes, loss and optimiser; e.g. the
+brand study's graph written directly with ``keras.applications.VGG16``'s layers, and a VGG16
+with the same head but no attention branch), and ``ours_augmented`` (with train-time
+augmentation, which ``keras.applications`` has none of), timed only with ``--augmentation``.
 Goal: ratio ours / plain at least 0.95.
 """
 
@@ -42,76 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from trainer.models import attributes, brand_attention, efficientnet  # noqa: E402
-
-CATEGORIES, ATTRIBUTES, BRANDS = 14, 60, 6
-
-
-def _frozen_vgg(image_size: int):
-    """A frozen random ``keras.applications.VGG16``, a 0..255 image input and its [0, 1] scaling."""
-    vgg = keras.applications.VGG16(include_top=False, weights=None,
-                                   input_shape=(image_size, image_size, 3))
-    vgg.trainable = False
-    inputs = keras.Input((image_size, image_size, 3))
-    return vgg, inputs, keras.layers.Rescaling(1.0 / 255.0)(inputs)
-
-
-def _brand_head(inputs, features, num_brands: int) -> keras.Model:
-    x = keras.layers.GlobalMaxPooling2D()(features)
-    x = keras.layers.Dropout(0.2)(keras.layers.Dense(512, activation="relu")(x))
-    return keras.Model(inputs, keras.layers.Dense(num_brands, activation="softmax")(x))
-
-
-def plain_attention_vgg(num_brands: int, image_size: int) -> keras.Model:
-    """The brand study's graph built directly from ``keras.applications.VGG16`` layers."""
-    vgg, inputs, x = _frozen_vgg(image_size)
-    for layer in vgg.layers[1:]:
-        x = layer(x)
-        if layer.name == "block4_conv3":
-            side = image_size // 8
-            a = keras.layers.Conv2D(64, 3, padding="same")(x)
-            a = keras.layers.Reshape((side * side,))(keras.layers.Dense(1)(a))
-            a = keras.layers.Reshape((side, side, 1))(keras.layers.Softmax()(a))
-            x = keras.layers.Multiply()([x, a])
-    return _brand_head(inputs, x, num_brands)
-
-
-def plain_vgg_head(num_brands: int, image_size: int) -> keras.Model:
-    """Frozen plain VGG16 with the brand head and no attention branch."""
-    vgg, inputs, x = _frozen_vgg(image_size)
-    return _brand_head(inputs, vgg(x), num_brands)
-
-
-def cases(size: int):
-    """(family, variant, builder, loss, classes); each family's 'ours' comes first."""
-    softmax, sigmoid = "sparse_categorical_crossentropy", "binary_crossentropy"
-    yield ("category", "ours", lambda: efficientnet.build_classifier(CATEGORIES, image_size=size),
-           softmax, CATEGORIES)
-    yield ("category", "plain", lambda: keras.applications.EfficientNetB0(
-        weights=None, classes=CATEGORIES, input_shape=(size, size, 3)), softmax, CATEGORIES)
-    yield ("category", "ours_augmented", lambda: efficientnet.build_classifier(
-        CATEGORIES, image_size=size, augment=efficientnet.augmentation()), softmax, CATEGORIES)
-    yield ("attributes", "ours", lambda: attributes.build_attribute_tagger(
-        ATTRIBUTES, image_size=size), sigmoid, ATTRIBUTES)
-    yield ("attributes", "plain", lambda: keras.applications.EfficientNetB0(
-        weights=None, classes=ATTRIBUTES, classifier_activation="sigmoid",
-        input_shape=(size, size, 3)), sigmoid, ATTRIBUTES)
-    yield ("brand", "ours", lambda: brand_attention.build_brand_classifier(
-        BRANDS, image_size=size), softmax, BRANDS)
-    yield ("brand", "plain", lambda: plain_attention_vgg(BRANDS, size), softmax, BRANDS)
-    yield ("brand", "plain_no_attention", lambda: plain_vgg_head(BRANDS, size), softmax, BRANDS)
-    yield ("brand", "ours_augmented", lambda: brand_attention.build_brand_classifier(
-        BRANDS, image_size=size, augment=brand_attention.augmentation()), softmax, BRANDS)
-
-
-def batch(loss: str, classes: int, image_size: int, batch_size: int):
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (batch_size, image_size, image_size, 3)).astype("float32")
-    if loss == "binary_crossentropy":
-        y = (rng.random((batch_size, classes)) < 0.1).astype("float32")
-    else:
-        y = rng.integers(0, classes, batch_size).astype("int32")
-    return x, y
+from trainer.families import registry  # noqa: E402
+from trainer.families.spec import resolve  # noqa: E402
 
 
 def _jax_steps(model: keras.Model, x, y):
@@ -145,12 +70,11 @@ def _eager_steps(model: keras.Model, x, y):
     return run
 
 
-def throughput(build, loss: str, classes: int, image_size: int, batch_size: int, steps: int,
-               repeats: int) -> dict:
+def throughput(case, batch_size: int, steps: int, repeats: int) -> dict:
     """Median images/s of Keras train steps, and the seconds the first step took (compile)."""
-    model = build()
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss)
-    x, y = batch(loss, classes, image_size, batch_size)
+    model = case.build()
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=case.loss)
+    x, y = case.batch(np.random.default_rng(0), batch_size)
     started = time.perf_counter()
     run = (_jax_steps if keras.backend.backend() == "jax" else _eager_steps)(model, x, y)
     run(1)
@@ -173,7 +97,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--families", default="category,attributes,brand")
+    parser.add_argument("--families", default="",
+                        help="comma-separated (default: every family with benchmark cases)")
     parser.add_argument("--precisions", default="float32",
                         help="comma-separated Keras dtype policies, e.g. float32,mixed_float16")
     parser.add_argument("--augmentation", action="store_true",
@@ -182,7 +107,8 @@ def main() -> int:
     parser.add_argument("--deadline-s", type=float, default=0,
                         help="start no new measurement after this many seconds (0: none)")
     args = parser.parse_args()
-    wanted = set(args.families.split(","))
+    wanted = [n for n in args.families.split(",") if n] or [
+        spec.name for spec in registry.family_specs() if spec.benchmark_cases]
     began = time.perf_counter()
     from trainer.training import gpu_count
     header = {"backend": keras.backend.backend(), "keras": keras.__version__,
@@ -191,23 +117,23 @@ def main() -> int:
     print(json.dumps(header), flush=True)
     summary = {}
     precisions = args.precisions.split(",")
+    cases = [(name, case) for name in wanted
+             for case in resolve(registry.get(name).benchmark_cases)(args.image_size)]
     # Every pair in every precision first; the augmentation rows (first precision) last.
-    augmented = [case for case in cases(args.image_size) if case[1] == "ours_augmented"]
-    plan = [(precision, case) for precision in precisions for case in cases(args.image_size)
-            if case[1] != "ours_augmented"]
+    plan = [(precision, name, case) for precision in precisions for name, case in cases
+            if not case.variant.endswith("_augmented")]
     if args.augmentation:
-        plan += [(precisions[0], case) for case in augmented]
-    for precision, (family, variant, build, loss, classes) in plan:
-        if family not in wanted:
-            continue
+        plan += [(precisions[0], name, case) for name, case in cases
+                 if case.variant.endswith("_augmented")]
+    for precision, family, case in plan:
+        variant = case.variant
         keras.mixed_precision.set_global_policy(precision)
         if args.deadline_s and time.perf_counter() - began > args.deadline_s:
             print(f"deadline: skipped {precision} {family} {variant}", flush=True)
             continue
         keras.backend.clear_session()
         gc.collect()
-        result = throughput(build, loss, classes, args.image_size, args.batch_size,
-                            args.steps, args.repeats)
+        result = throughput(case, args.batch_size, args.steps, args.repeats)
         result.update(header, family=family, variant=variant, precision=precision)
         key = (precision, family)
         summary.setdefault(key, {})[variant] = result["images_per_s"]

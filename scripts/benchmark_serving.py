@@ -34,13 +34,15 @@ import numpy as np
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from schemas.serving_api import IMAGES_INPUT, SCORES_OUTPUT, SERVING_IMAGES  # noqa: E402
+
 
 def percentile(values, q):
     return float(np.percentile(np.asarray(values) * 1000.0, q))
 
 
 def latest_version(base: str) -> str:
-    from serving.evaluate import latest_version as newest_saved_model
+    from schemas.serving_api import latest_version as newest_saved_model
     try:
         return newest_saved_model(base)
     except FileNotFoundError:
@@ -51,7 +53,7 @@ def latest_version(base: str) -> str:
 def sample_image(args) -> bytes:
     records = sorted(glob.glob(os.path.join(args.catalog, "span-*", "eval", "*")))
     if records:
-        from serving.evaluate import read_record_images
+        from trainer.export.records import read_record_images
         return read_record_images(os.path.join(os.path.dirname(records[0]), "*"), 1)[0][1]
     from components.synthetic_catalog import generator
     return list(generator.generate(1, 1, 256))[0].encoded
@@ -97,18 +99,18 @@ def grpc_caller(port: int, name: str, image: bytes):
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = name
-    request.model_spec.signature_name = "serving_images"
-    request.inputs["images"].CopyFrom(tf.make_tensor_proto([image], tf.string))
+    request.model_spec.signature_name = SERVING_IMAGES
+    request.inputs[IMAGES_INPUT].CopyFrom(tf.make_tensor_proto([image], tf.string))
 
     def call():
         response = stub.Predict(request, timeout=60)
-        assert response.outputs["scores"].tensor_shape.dim[0].size == 1
+        assert response.outputs[SCORES_OUTPUT].tensor_shape.dim[0].size == 1
     return call, channel
 
 
 def rest_caller(port: int, name: str, image: bytes):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    body = json.dumps({"signature_name": "serving_images",
+    body = json.dumps({"signature_name": SERVING_IMAGES,
                        "instances": [{"b64": base64.b64encode(image).decode()}]})
     path = f"/v1/models/{name}:predict"
 
@@ -168,10 +170,10 @@ def main() -> int:
     results = {"model": export_dir, "image_bytes": len(image), "cpus": os.cpu_count()}
 
     model = tf.saved_model.load(export_dir)
-    signature = model.signatures["serving_images"]
+    signature = model.signatures[SERVING_IMAGES]
     images = tf.constant([image])
-    in_process = timed(lambda: signature(images=images)["scores"].numpy(), args.requests,
-                       args.warmup)
+    in_process = timed(lambda: signature(**{IMAGES_INPUT: images})[SCORES_OUTPUT].numpy(),
+                       args.requests, args.warmup)
     del model
 
     process, grpc_port, rest_port = start_server(base, args.model_name)

@@ -6,9 +6,10 @@ Usage (on a GPU machine without TensorFlow: ``KERAS_BACKEND=jax``):
     python scripts/check_accelerator_training.py [--families category,attributes,brand]
         [--image-size 64] [--mixed-precision] [--data-parallel] [--json-out F]
 
-Each family's model is built and compiled by its own trainer module (``build_model`` and the
-family's compiler, as ``run_fn`` does) and trained by ``trainer.training.fit`` in hybrid
-transfer mode (one frozen epoch, then fine-tuning) on random in-memory images. Checked:
+Every registered family with an ``accelerator_case`` (default: all of them) is checked: its
+model is built and compiled by its own trainer code (the same builder and compiler as its
+``run_fn``) and trained by ``trainer.training.fit`` in hybrid transfer mode (one frozen epoch,
+then fine-tuning) on random in-memory images. Checked:
 - the backend's GPU count, and with ``--mixed-precision`` the ``mixed_float16`` policy that
   ``training.set_mixed_precision`` sets on GPUs: float16 compute in the backbone, float32
   variables and float32 model outputs, a loss-scaling optimizer;
@@ -35,15 +36,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import pipeline_config  # noqa: E402
-from trainer import attributes as attributes_trainer  # noqa: E402
-from trainer import brand as brand_trainer  # noqa: E402
-from trainer import category as category_trainer  # noqa: E402
-from trainer import common, training  # noqa: E402
-from trainer.models import transfer  # noqa: E402
-
-LABELS = {"category": 14, "attributes": 60, "brand": 6}
-TRAINERS = {"category": category_trainer, "attributes": attributes_trainer,
-            "brand": brand_trainer}
+from trainer import training, transfer  # noqa: E402
+from trainer.families import registry  # noqa: E402
+from trainer.families.spec import resolve  # noqa: E402
 
 
 class TrainableCounter(keras.callbacks.Callback):
@@ -57,49 +52,35 @@ class TrainableCounter(keras.callbacks.Callback):
         self.per_epoch.append(len(self.model.trainable_weights))
 
 
-def family_config(family: str, image_size: int, batch_size: int, mixed_precision: bool):
-    base = getattr(pipeline_config.get_config("default"), family)
-    overrides = {"transfer_mode": "hybrid", "epochs": 2, "frozen_epochs": 1,
-                 "fine_tune_layers": 20, "mixed_precision": mixed_precision,
-                 "batch_size": batch_size, "early_stopping_start_epoch": 0,
-                 "image_size": image_size}
-    return dataclasses.replace(base, **overrides)
+def family_config(family: str, batch_size: int, mixed_precision: bool):
+    base = pipeline_config.get_config("default").family(family)
+    return dataclasses.replace(base, transfer_mode="hybrid", epochs=2, frozen_epochs=1,
+                               fine_tune_layers=20, mixed_precision=mixed_precision,
+                               batch_size=batch_size, early_stopping_start_epoch=0)
 
 
-def random_data(family: str, count: int, image_size: int, seed: int):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 255, (count, image_size, image_size, 3)).astype("float32")
-    if family == "attributes":
-        y = (rng.random((count, LABELS[family])) < 0.1).astype("float32")
-    else:
-        y = rng.integers(0, LABELS[family], count).astype("int32")
-    return x, y
-
-
-def batches(x, y, batch_size: int):
+def batches(case, rows: int, batch_size: int, seed: int):
+    x, y = case.batch(np.random.default_rng(seed), rows)
     while True:
         for start in range(0, len(x) - batch_size + 1, batch_size):
             yield x[start:start + batch_size], y[start:start + batch_size]
 
 
-def check_family(family: str, args) -> dict:
-    config = family_config(family, args.image_size, args.batch_size, args.mixed_precision)
+def check_family(spec, args) -> dict:
+    config = family_config(spec.name, args.batch_size, args.mixed_precision)
     keras.backend.clear_session()
     training.set_mixed_precision(config.mixed_precision)
-    scope = training.distribution_scope()
-    with scope():
-        model = TRAINERS[family].build_model(config, LABELS[family], args.image_size)
-    compile_model = (attributes_trainer.compiler(config, scope) if family == "attributes"
-                     else common.single_label_compiler(config, scope))
-    train_x, train_y = random_data(family, args.batch_size * args.steps, args.image_size, 1)
-    eval_x, eval_y = random_data(family, args.batch_size * 2, args.image_size, 2)
+    case = resolve(spec.accelerator_case)(config, args.image_size)
+    model = case.model
+    eval_x, eval_y = case.batch(np.random.default_rng(2), args.batch_size * 2)
     counter = TrainableCounter()
     started = time.perf_counter()
     history = training.fit(
-        model, compile_model, batches(train_x, train_y, args.batch_size), (eval_x, eval_y),
+        model, case.compile_model, batches(case, args.batch_size * args.steps, args.batch_size,
+                                           1), (eval_x, eval_y),
         phases=transfer.phases(config.transfer_mode, config.epochs, config.fine_tune_layers,
                                config.frozen_epochs),
-        steps_per_epoch=args.steps, monitor="val_loss", mode="min", callbacks=(counter,))
+        steps_per_epoch=args.steps, monitor=case.monitor, mode=case.mode, callbacks=(counter,))
     train_s = time.perf_counter() - started
     scores = np.asarray(model.predict(eval_x, batch_size=args.batch_size, verbose=0))
     backbone = transfer.find_backbone(model)
@@ -122,9 +103,9 @@ def check_family(family: str, args) -> dict:
         "finite_probabilities": bool(np.isfinite(scores).all() and (scores >= 0).all()
                                      and (scores <= 1).all()),
     }
-    if family != "attributes":
+    if case.probabilities_sum_to_one:
         checks["softmax_sums_to_1"] = bool(np.allclose(scores.sum(-1), 1.0, atol=1e-3))
-    return {"family": family, "ok": all(checks.values()), "checks": checks,
+    return {"family": spec.name, "ok": all(checks.values()), "checks": checks,
             "trainable_weights_per_epoch": counter.per_epoch,
             "loss": history["loss"], "val_loss": history["val_loss"],
             "train_seconds": round(train_s, 1), "policy": policy,
@@ -133,7 +114,8 @@ def check_family(family: str, args) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", default="category,attributes,brand")
+    parser.add_argument("--families", default="",
+                        help="comma-separated (default: every family with an accelerator case)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=4)
@@ -152,8 +134,13 @@ def main() -> int:
         header["data_parallel_devices"] = devices
     print(json.dumps(header), flush=True)
     failed = False
-    for family in args.families.split(","):
-        result = check_family(family, args)
+    names = [n for n in args.families.split(",") if n] or [
+        spec.name for spec in registry.family_specs() if spec.accelerator_case]
+    for name in names:
+        spec = registry.get(name)
+        if not spec.accelerator_case:
+            parser.error(f"family {name} has no accelerator case")
+        result = check_family(spec, args)
         result.update(header)
         failed |= not result["ok"]
         print(json.dumps(result), flush=True)

@@ -8,7 +8,7 @@
 # Usage: scripts/gpu_session.sh [SECONDS_BUDGET (default 530)] [CHECK_FAMILIES] [BENCH_ARGS...]
 set -u
 budget=${1:-530}
-check_families=${2:-category,attributes,brand}
+check_families=${2:-}  # empty: every registered family
 shift $(( $# > 2 ? 2 : $# ))
 out=${OUT:-gpu-out}
 mkdir -p "$out"

@@ -18,8 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-IMAGES_SIGNATURE = "serving_images"
-IMAGES_INPUT = "images"
+from schemas.serving_api import CLASSES_OUTPUT, IMAGES_INPUT, SCORES_OUTPUT, SERVING_IMAGES
 
 
 class ServingClientError(RuntimeError):
@@ -166,12 +165,13 @@ class ServingClient:
         return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
     def predict_images(self, model: str, images: Sequence[bytes], top_k: int = 5,
-                       signature: str = IMAGES_SIGNATURE, version: Optional[int] = None,
+                       signature: str = SERVING_IMAGES, version: Optional[int] = None,
                        label: Optional[str] = None) -> list[dict]:
         """Ranked classes for each encoded image: ``{"top_class", "top_score", "top_k"}``."""
         outputs = self.predict(model, {IMAGES_INPUT: np.array(list(images), dtype=object)},
                                signature, version, label)
-        scores, classes = np.asarray(outputs["scores"], np.float64), outputs["classes"]
+        scores = np.asarray(outputs[SCORES_OUTPUT], np.float64)
+        classes = outputs[CLASSES_OUTPUT]
         answers = []
         for row in range(scores.shape[0]):
             order = np.argsort(-scores[row])[:top_k]

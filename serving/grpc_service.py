@@ -25,9 +25,9 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
+from schemas.serving_api import CLASSIFY_METHOD, REGRESS_METHOD, SERVING_DEFAULT
 from serving.errors import InvalidRequest, ModelNotFound, ServingError
-from serving.inference import (CLASSIFY_METHOD, REGRESS_METHOD, InferenceService,
-                               serialized_examples)
+from serving.inference import InferenceService, serialized_examples
 
 MAX_ELEMENTS = 64 * 1024 * 1024  # per input tensor
 MAX_STRING_ELEMENTS = 1024 * 1024  # per string input tensor
@@ -170,7 +170,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             if len(names) != 1:
                 raise InvalidRequest("all MultiInference tasks must name the same model and "
                                      "version")
-            signatures = [t.model_spec.signature_name or "serving_default" for t in request.tasks]
+            signatures = [t.model_spec.signature_name or SERVING_DEFAULT for t in request.tasks]
             if len(set(signatures)) != len(signatures):
                 raise InvalidRequest("MultiInference tasks must use distinct signatures")
             examples = serialized_examples(request.input)

@@ -17,15 +17,10 @@ from typing import Optional
 
 import numpy as np
 
+from schemas.serving_api import (CLASSES_OUTPUT, CLASSIFY_INPUTS, REGRESS_OUTPUTS,
+                                 SCORES_OUTPUT, SERVING_DEFAULT)
 from serving.batching import Runner
 from serving.errors import InvalidRequest, ModelNotFound, ServingError
-
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-EXAMPLES_INPUT = "inputs"
-CLASSES_OUTPUT, SCORES_OUTPUT, REGRESS_OUTPUT = "classes", "scores", "outputs"
-DEFAULT_SIGNATURE = "serving_default"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +61,7 @@ class InferenceService:
         """The signature a request names; ``method`` checks its method name (classify/regress)."""
         model = self.model(name)
         version, servable = model.resolve(version, label)
-        signature_name = signature_name or DEFAULT_SIGNATURE
+        signature_name = signature_name or SERVING_DEFAULT
         if signature_name not in servable.signatures:
             raise InvalidRequest(f"Serving signature name: \"{signature_name}\" not found in "
                                  "signature def")
@@ -100,10 +95,10 @@ class InferenceService:
                       abandon_at_deadline: bool = True) -> dict:
         if not examples:
             raise InvalidRequest("Input is empty: no examples")
-        if set(signature.input_specs) != {EXAMPLES_INPUT}:
+        if set(signature.input_specs) != {CLASSIFY_INPUTS}:
             raise InvalidRequest(f"signature \"{signature.name}\" must have exactly one input "
-                                 f"named {EXAMPLES_INPUT!r} (serialized tf.Examples)")
-        return self.predict(signature, {EXAMPLES_INPUT: np.array(examples, dtype=object)},
+                                 f"named {CLASSIFY_INPUTS!r} (serialized tf.Examples)")
+        return self.predict(signature, {CLASSIFY_INPUTS: np.array(examples, dtype=object)},
                             deadline, abandon_at_deadline)
 
     def classify(self, signature: Signature, examples: list, deadline: Optional[float] = None,
@@ -126,14 +121,14 @@ class InferenceService:
                 abandon_at_deadline: bool = True) -> np.ndarray:
         """The regression value of each example."""
         outputs = self._run_examples(signature, examples, deadline, abandon_at_deadline)
-        if REGRESS_OUTPUT not in outputs:
+        if REGRESS_OUTPUTS not in outputs:
             raise InvalidRequest(f"regress signature \"{signature.name}\" has no 'outputs'")
-        values = np.asarray(outputs[REGRESS_OUTPUT], dtype=np.float32)
+        values = np.asarray(outputs[REGRESS_OUTPUTS], dtype=np.float32)
         if values.ndim == 2 and values.shape[1] == 1:
             values = values[:, 0]
         if values.shape != (len(examples),):
             raise InvalidRequest(f"regress output must be [examples] or [examples, 1], got "
-                                 f"{list(outputs[REGRESS_OUTPUT].shape)}")
+                                 f"{list(outputs[REGRESS_OUTPUTS].shape)}")
         return values
 
     @contextlib.contextmanager

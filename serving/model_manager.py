@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import threading
 from typing import Callable, Optional
 
+from schemas.serving_api import list_versions
 from serving.errors import ModelNotFound
 
 # The names of tensorflow.serving.ModelVersionStatus.State.
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
-_SHARD = re.compile(r"^variables\.data-(\d+)-of-(\d+)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,36 +59,6 @@ class VersionStatus:
     state: str
     error_code: str = "OK"
     error_message: str = ""
-
-
-def is_complete_saved_model(path: str) -> bool:
-    """True when ``path`` holds a SavedModel graph and all the variables shards it names."""
-    if not any(os.path.isfile(os.path.join(path, name))
-               for name in ("saved_model.pb", "saved_model.pbtxt")):
-        return False
-    variables = os.path.join(path, "variables")
-    if not os.path.isdir(variables):
-        return True  # a SavedModel without variables is complete with its graph
-    names = os.listdir(variables)
-    if "variables.index" not in names:
-        return False
-    shards = [m for m in map(_SHARD.match, names) if m]
-    if not shards:
-        return False
-    expected = int(shards[0].group(2))
-    return len({m.group(1) for m in shards if int(m.group(2)) == expected}) == expected
-
-
-def list_versions(base_path: str) -> dict[int, str]:
-    """Complete version folders under ``base_path``: ``{version: path}``."""
-    if not os.path.isdir(base_path):
-        return {}
-    found = {}
-    for name in os.listdir(base_path):
-        path = os.path.join(base_path, name)
-        if name.isdigit() and os.path.isdir(path) and is_complete_saved_model(path):
-            found[int(name)] = path
-    return found
 
 
 def _default_loader(path: str):

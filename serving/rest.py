@@ -23,9 +23,10 @@ from typing import Optional
 
 import numpy as np
 
+from schemas.serving_api import CLASSIFY_METHOD, REGRESS_METHOD
 from serving.errors import (InvalidRequest, Overloaded, RequestTooLarge, ServingError,
                             Unauthenticated)
-from serving.inference import CLASSIFY_METHOD, REGRESS_METHOD, InferenceService
+from serving.inference import InferenceService
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                    r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"

@@ -7,16 +7,8 @@ first real request does not pay for tracing; a record that fails makes the load 
 
 from __future__ import annotations
 
-import os
-
-from serving.inference import DEFAULT_SIGNATURE, EXAMPLES_INPUT, serialized_examples
-
-WARMUP_FILE = "tf_serving_warmup_requests"
-MAX_WARMUP_RECORDS = 1000
-
-
-def warmup_path(export_dir: str) -> str:
-    return os.path.join(export_dir, "assets.extra", WARMUP_FILE)
+from schemas.serving_api import CLASSIFY_INPUTS, MAX_WARMUP_RECORDS, SERVING_DEFAULT, warmup_path
+from serving.inference import serialized_examples
 
 
 def _requests(log):
@@ -30,12 +22,12 @@ def _requests(log):
     elif kind in ("classify_log", "regress_log"):
         request = getattr(log, kind).request
         yield request.model_spec.signature_name, {
-            EXAMPLES_INPUT: serialized_examples(request.input)}
+            CLASSIFY_INPUTS: serialized_examples(request.input)}
     elif kind == "multi_inference_log":
         request = log.multi_inference_log.request
         examples = serialized_examples(request.input)
         for task in request.tasks:
-            yield task.model_spec.signature_name, {EXAMPLES_INPUT: examples}
+            yield task.model_spec.signature_name, {CLASSIFY_INPUTS: examples}
     else:
         raise ValueError(f"unsupported warm-up record type {kind!r}")
 
@@ -54,7 +46,7 @@ def replay_warmup(servable, export_dir: str) -> int:
             raise ValueError(f"{path} has more than {MAX_WARMUP_RECORDS} warm-up records")
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         for signature_name, inputs in _requests(log):
-            name = signature_name or DEFAULT_SIGNATURE
+            name = signature_name or SERVING_DEFAULT
             if name not in servable.signatures:
                 raise ValueError(f"warm-up record {count} names unknown signature {name!r}")
             servable.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})

@@ -19,20 +19,22 @@ def ccp_dir():
     return CCP_DIR
 
 
-@pytest.fixture(scope="module")
-def toy_models(tmp_path_factory):
-    """A tiny served SavedModel, version 3, label ``stable``: ``serving_default`` (x float →
-    y=2x), ``measure`` (data string, weight float → length, weighted=10·weight, raw),
-    ``classify`` (tf.Examples with float ``x`` → classes low/high, scores [1-x/10, x/10]) and
-    ``regress`` (tf.Examples → outputs=3x), the last two with TF Serving's method names."""
-    tf = pytest.importorskip("tensorflow")
-    from serving import model_manager
-    from serving.signatures import CLASSIFY_METHOD, REGRESS_METHOD, set_signature_methods
+def write_toy_model(export_dir: str, factor: float = 2.0) -> None:
+    """A tiny SavedModel: ``serving_default`` (x float → y=factor·x), ``measure`` (data string,
+    weight float → length, weighted=10·weight, raw), ``classify`` (tf.Examples with float ``x``
+    → classes low/high, scores [1-x/10, x/10]), ``regress`` (tf.Examples → outputs=3x), the
+    last two with TF Serving's method names, and ``slow`` (work int → done: a loop of ``work``
+    steps) with ``calls`` (how many rows ``slow`` has run)."""
+    import tensorflow as tf
+
+    from schemas.serving_api import CLASSIFY_METHOD, REGRESS_METHOD
+    from trainer.export.saved_model import set_signature_methods
 
     class Toy(tf.Module):
         def __init__(self):
             super().__init__()
-            self.factor = tf.Variable(2.0)
+            self.factor = tf.Variable(factor)
+            self.slow_rows = tf.Variable(0, dtype=tf.int64)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
         def double(self, x):
@@ -57,15 +59,35 @@ def toy_models(tmp_path_factory):
         def regress(self, inputs):
             return {"outputs": self._x(inputs) * 3.0}
 
-    base = tmp_path_factory.mktemp("toy")
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="work")])
+        def slow(self, work):
+            self.slow_rows.assign_add(tf.size(work, out_type=tf.int64))
+            (steps,) = tf.while_loop(lambda i: i < tf.reduce_max(work), lambda i: (i + 1,),
+                                     (tf.constant(0, tf.int64),))
+            return {"done": tf.fill(tf.shape(work), steps)}
+
+        @tf.function(input_signature=[])
+        def calls(self):
+            return {"rows": tf.identity(self.slow_rows)}
+
     toy = Toy()
-    tf.saved_model.save(toy, str(base / "3"), signatures={
+    tf.saved_model.save(toy, export_dir, signatures={
         "serving_default": toy.double.get_concrete_function(),
         "measure": toy.measure.get_concrete_function(),
         "classify": toy.classify.get_concrete_function(),
-        "regress": toy.regress.get_concrete_function()})
-    set_signature_methods(str(base / "3"), {"classify": CLASSIFY_METHOD,
-                                            "regress": REGRESS_METHOD})
+        "regress": toy.regress.get_concrete_function(),
+        "slow": toy.slow.get_concrete_function(),
+        "calls": toy.calls.get_concrete_function()})
+    set_signature_methods(export_dir, {"classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD})
+
+
+@pytest.fixture(scope="module")
+def toy_models(tmp_path_factory):
+    """The toy model (``write_toy_model``) served as version 3, label ``stable``."""
+    pytest.importorskip("tensorflow")
+    from serving import model_manager
+    base = tmp_path_factory.mktemp("toy")
+    write_toy_model(str(base / "3"))
     model = model_manager.ServedModel("toy", str(base), labels={"stable": 3})
     model.poll()
     return {"toy": model}

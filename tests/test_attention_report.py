@@ -6,7 +6,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from components.attention_report import logic
+from trainer.evaluation.plots import colorize
+from trainer.families.brand import attention_logic as logic
 
 
 def _jpeg(color):
@@ -24,7 +25,7 @@ def test_per_brand_sums_and_log_scale():
     scaled = logic.log_normalize(np.array([[0.0, 1.0], [10.0, 1000.0]]))
     assert scaled.min() == 0.0 and scaled.max() == 1.0
     assert scaled[0, 1] > 0.1  # the log scale keeps small sums visible next to a large one
-    colours = logic.colorize(np.array([[0.0, 1.0]]))
+    colours = colorize(np.array([[0.0, 1.0]]))
     assert colours[0, 0].tolist() == [0, 0, 4] and colours[0, 1].tolist() == [252, 255, 164]
 
 
@@ -34,16 +35,19 @@ def test_report_files(tmp_path):
     attention /= attention.sum(axis=(1, 2), keepdims=True)
     scores = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55], [0.99, 0.01],
                        [0.5, 0.5]])
-    labels = ["a", "a", "b", "b", "a", "b"]
+    labels = ["a", "a", "b/c", "b/c", "a", "b/c"]  # brands are free text
     summary = logic.write_report(str(tmp_path), [_jpeg("red")] * 6, attention, labels, scores,
-                                 ["a", "b"], gallery_size=2, tile=32)
+                                 ["a", "b/c"], gallery_size=2, tile=32)
     assert summary["accuracy"] == round(5 / 6, 4)  # the 0.5/0.5 tie goes to "a": wrong
-    assert set(summary["heatmaps"]) == {"a", "b"} and summary["heatmaps"]["b"]["images"] == 3
+    assert set(summary["heatmaps"]) == {"a", "b/c"} and summary["heatmaps"]["b/c"]["images"] == 3
+    heatmap_a, heatmap_b = (summary["heatmaps"][brand]["file"] for brand in ("a", "b/c"))
     most = [i["confidence"] for i in summary["galleries"]["most_confident"]["images"]]
     least = [i["confidence"] for i in summary["galleries"]["least_confident"]["images"]]
     assert most == [0.99, 0.9] and least == [0.5, 0.55]
-    assert Image.open(tmp_path / "heatmap_a.png").size == (64, 64)
+    assert Image.open(tmp_path / heatmap_a).size == (64, 64)
     assert Image.open(tmp_path / "gallery_most_confident.png").size == (4 * 32, 32)
     html = (tmp_path / "index.html").read_text()
-    assert "heatmap_b.png" in html and "gallery_least_confident.png" in html
+    assert heatmap_b in html and "b/c" in html and "gallery_least_confident.png" in html
+    section = (tmp_path / "section.html").read_text()  # for the evaluation report
+    assert heatmap_a in section and heatmap_b in section
     assert json.loads((tmp_path / "summary.json").read_text()) == summary

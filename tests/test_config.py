@@ -1,27 +1,35 @@
-"""Pipeline configuration: profiles, validation, overrides."""
+"""Pipeline configuration: profiles, family presets from the registry, validation, overrides."""
 
 import dataclasses
 
 import pytest
 
 import pipeline_config as pc
+from trainer.backbones.configs import EFFICIENTNET_INPUT_SIZES
+from trainer.families import registry
+from trainer.families.attributes.config import AttributesConfig
+from trainer.families.brand.config import BrandConfig
+from trainer.families.category.config import CategoryConfig
 
 
-@pytest.mark.parametrize("profile", sorted(pc.PROFILES))
+@pytest.mark.parametrize("profile", pc.PROFILES)
 def test_profiles_are_valid_and_round_trip(profile):
     config = pc.get_config(profile, workspace="/tmp/w")
     assert config.profile == profile
-    for family, cls in (("category", pc.CategoryConfig), ("attributes", pc.AttributesConfig),
-                        ("brand", pc.BrandConfig)):
-        section = getattr(config, family)
-        assert cls.from_dict(dataclasses.asdict(section)) == section, family
+    assert config.families == registry.family_names()  # every family trains by default
+    for spec in registry.family_specs():
+        section = config.family(spec.name)
+        assert isinstance(section, spec.config_class)
+        assert section == spec.preset(profile)  # profiles ask each family for its preset
+        assert spec.config_from_dict(dataclasses.asdict(section)) == section, spec.name
     assert config.metadata_path == "/tmp/w/metadata.sqlite"
     assert config.serving_model_dir("category") == "/tmp/w/serving/category"
 
 
-def test_full_profile_uses_the_variant_input_size():
-    config = pc.get_config("full")
-    assert config.category.input_size == pc.EFFICIENTNET_INPUT_SIZES[config.category.backbone]
+def test_full_profile_runs_efficientnet_at_the_variant_size():
+    category = pc.get_config("full").family("category")
+    assert category.resolved_backbone_size == EFFICIENTNET_INPUT_SIZES[category.backbone]
+    assert pc.get_config("default").family("category").resolved_backbone_size == 96
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -30,21 +38,22 @@ def test_full_profile_uses_the_variant_input_size():
     ({"dropout": 1.5}, "dropout"),
     ({"learning_rate": 0.0}, "learning_rate"),
     ({"weights": ""}, "weights"),
+    ({"blessing_threshold": 1.5}, "blessing_threshold"),
 ])
 def test_invalid_category_values_fail(kwargs, match):
     with pytest.raises(pc.ConfigError, match=match):
-        pc.CategoryConfig(**kwargs)
+        CategoryConfig(**kwargs)
 
 
 @pytest.mark.parametrize("cls,kwargs,match", [
-    (pc.CategoryConfig, {"transfer_mode": "distill"}, "transfer_mode"),
-    (pc.CategoryConfig, {"transfer_mode": "hybrid", "epochs": 5, "frozen_epochs": 5},
+    (CategoryConfig, {"transfer_mode": "distill"}, "transfer_mode"),
+    (CategoryConfig, {"transfer_mode": "hybrid", "epochs": 5, "frozen_epochs": 5},
      "frozen_epochs"),
-    (pc.CategoryConfig, {"imbalance": "smote"}, "imbalance"),
-    (pc.BrandConfig, {"max_class_weight": 0.5}, "max_class_weight"),
-    (pc.AttributesConfig, {"loss": "focal"}, "loss"),
-    (pc.AttributesConfig, {"imbalance": "class_weights"}, "multi-label"),
-    (pc.BrandConfig, {"image_size": 100}, "multiple of 32"),
+    (CategoryConfig, {"imbalance": "smote"}, "imbalance"),
+    (BrandConfig, {"max_class_weight": 0.5}, "max_class_weight"),
+    (AttributesConfig, {"loss": "focal"}, "loss"),
+    (AttributesConfig, {"imbalance": "class_weights"}, "multi-label"),
+    (BrandConfig, {"backbone_size": 100}, "multiple of 32"),
 ])
 def test_invalid_family_values_fail(cls, kwargs, match):
     with pytest.raises(pc.ConfigError, match=match):
@@ -56,6 +65,8 @@ def test_families_override_from_the_command_line():
     assert config.families == ("category", "brand")
     with pytest.raises(pc.ConfigError, match="families"):
         pc.replace_nested(config, "families", "category,detector")
+    with pytest.raises(pc.ConfigError, match="twice"):
+        pc.replace_nested(config, "families", "brand,brand")
 
 
 def test_unknown_profile_fails():
@@ -63,23 +74,36 @@ def test_unknown_profile_fails():
         pc.get_config("huge")
 
 
-def test_nested_overrides_convert_types():
+def test_family_overrides_convert_types():
     config = pc.get_config("smoke")
     changed = pc.replace_nested(config, "category.epochs", "4")
-    assert changed.category.epochs == 4 and config.category.epochs == 1
+    assert changed.family("category").epochs == 4 and config.family("category").epochs == 1
     changed = pc.replace_nested(changed, "category.augmentation.flip", "false")
-    assert changed.category.augmentation.flip is False
+    assert changed.family("category").augmentation.flip is False
+    assert changed.family("brand") == config.family("brand")
     with pytest.raises(pc.ConfigError, match="no field"):
         pc.replace_nested(config, "category.nope", "1")
     with pytest.raises(pc.ConfigError, match="is not a int"):
         pc.replace_nested(config, "category.epochs", "many")
     with pytest.raises(pc.ConfigError, match="epochs"):
         pc.replace_nested(config, "category.epochs", "0")
+    with pytest.raises(pc.ConfigError, match="is a family"):
+        pc.replace_nested(config, "category", "1")
+    with pytest.raises(pc.ConfigError, match="families: category"):
+        pc.replace_nested(config, "categroy.epochs", "1")
+
+
+def test_unknown_family_is_refused():
+    with pytest.raises(pc.ConfigError, match="unknown family"):
+        pc.get_config("smoke").family("detector")
 
 
 def test_config_is_frozen():
+    config = pc.get_config("smoke")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        pc.get_config("smoke").category.epochs = 3
+        config.family("category").epochs = 3
+    with pytest.raises(TypeError):
+        config.family_configs["category"] = None
 
 
 def test_beam_args_come_from_config():

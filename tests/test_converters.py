@@ -242,6 +242,42 @@ def test_odapi_import_checks_keys(tmp_path):
     assert records["od-1"].objects[0].garment == "jeans"
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_odapi_import_turns_boxes_and_masks_with_exif_rotated_images(tmp_path, orientation):
+    """A photo stored sideways with an EXIF orientation is imported upright; its box and its
+    label map must turn with it and still cover the garment."""
+    width, height, box = 80, 50, (0.1, 0.2, 0.4, 0.9)  # stored (sensor) orientation
+    pixels = np.full((height, width, 3), 235, np.uint8)
+    left, top = int(box[0] * width), int(box[1] * height)
+    right, bottom = int(box[2] * width), int(box[3] * height)
+    pixels[top:bottom, left:right] = (200, 20, 20)
+    mask = np.zeros((height, width), np.uint8)
+    mask[top:bottom, left:right] = F.SEGMENTATION_CLASS_IDS["jeans"]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    photo = io.BytesIO()
+    Image.fromarray(pixels).save(photo, format="JPEG", quality=95, exif=exif.tobytes())
+    label_map = io.BytesIO()
+    Image.fromarray(mask).save(label_map, format="PNG")
+    example = to_example(FashionRecord(
+        "turned", photo.getvalue(), "jpeg", height, width,
+        objects=(GarmentObject("jeans", box),), segmentation_png=label_map.getvalue()))
+    with tf.io.TFRecordWriter(str(tmp_path / "in.tfrecord")) as out:
+        out.write(example.SerializeToString())
+    with spans.SpanWriter(str(tmp_path / "out")) as writer:
+        assert odapi.convert(str(tmp_path / "in.tfrecord"), writer) == 1
+    ((_, record),) = _read_span(writer.span_dir)
+    upright = np.asarray(Image.open(io.BytesIO(record.encoded)).convert("RGB")).astype(int)
+    turned = np.asarray(Image.open(io.BytesIO(record.segmentation_png)))
+    assert upright.shape[:2] == turned.shape[:2] == (record.height, record.width)
+    red = (upright[..., 0] > 150) & (upright[..., 1] < 90)
+    for region in (red, turned > 0):
+        rows, columns = np.nonzero(region)
+        found = (columns.min() / record.width, rows.min() / record.height,
+                 (columns.max() + 1) / record.width, (rows.max() + 1) / record.height)
+        np.testing.assert_allclose(record.objects[0].box, found, atol=0.04)
+
+
 def test_ccp_mapping_is_documented():
     readme = (ccp.__file__.rsplit("/components/", 1)[0] + "/schemas/README.md")
     text = open(readme).read()

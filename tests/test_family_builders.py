@@ -5,7 +5,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from trainer.models import attributes, brand_attention, transfer  # noqa: E402
+from trainer import augmentation, transfer  # noqa: E402
+from trainer.families.attributes import model as attributes  # noqa: E402
+from trainer.families.brand import model as brand_attention  # noqa: E402
+from trainer.families.brand.config import BrandConfig  # noqa: E402
 
 
 def _count(weights):
@@ -14,14 +17,14 @@ def _count(weights):
 
 def test_brand_model_has_the_studys_exact_parameter_counts():
     model = brand_attention.build_brand_classifier(
-        6, image_size=224, augment=brand_attention.augmentation())
+        6, backbone_size=224, augment=augmentation.from_config(BrandConfig().augmentation, 0))
     assert model.count_params() == 15_275_463
     assert _count(model.trainable_weights) == 560_775
     assert _count(model.non_trainable_weights) == 14_714_688
 
 
 def test_brand_attention_map_is_a_spatial_distribution():
-    model = brand_attention.build_brand_classifier(3, image_size=64)
+    model = brand_attention.build_brand_classifier(3, backbone_size=64)
     scores, attention = brand_attention.attention_model(model)(
         np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32"))
     assert scores.shape == (2, 3) and attention.shape == (2, 8, 8)
@@ -30,7 +33,7 @@ def test_brand_attention_map_is_a_spatial_distribution():
 
 
 def test_brand_training_moves_only_the_attention_and_head(tmp_path):
-    model = brand_attention.build_brand_classifier(2, image_size=32)
+    model = brand_attention.build_brand_classifier(2, backbone_size=32)
     frozen = [np.array(w) for w in model.non_trainable_weights]
     head = [np.array(w) for w in model.trainable_weights]
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
@@ -49,7 +52,7 @@ def test_brand_training_moves_only_the_attention_and_head(tmp_path):
 def test_random_vgg16_features_still_differ_between_images():
     # Glorot-initialised VGG16 (Keras' default) gives near-constant features without ImageNet
     # weights; the He-normal re-initialisation keeps them informative.
-    model = brand_attention.build_brand_classifier(6, image_size=64)
+    model = brand_attention.build_brand_classifier(6, backbone_size=64)
     pooled = keras.Model(model.inputs, model.get_layer("global_max_pool").output)(
         np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype("float32"))
     pooled = np.asarray(pooled)
@@ -58,7 +61,7 @@ def test_random_vgg16_features_still_differ_between_images():
 
 
 def test_fine_tuning_the_brand_model_thaws_both_vgg_parts():
-    model = brand_attention.build_brand_classifier(6, image_size=32)
+    model = brand_attention.build_brand_classifier(6, backbone_size=32)
     backbones = transfer.find_backbones(model)
     assert [b.name for b in backbones] == ["vgg16_to_block4_conv3",
                                            "vgg16_block4_pool_to_block5_pool"]
@@ -70,14 +73,14 @@ def test_fine_tuning_the_brand_model_thaws_both_vgg_parts():
     assert _count(model.trainable_weights) == 560_775
 
 
-@pytest.mark.parametrize("image_size,brands", [(100, 6), (224, 1)])
-def test_brand_model_rejects_bad_shapes(image_size, brands):
+@pytest.mark.parametrize("backbone_size,brands", [(100, 6), (224, 1)])
+def test_brand_model_rejects_bad_shapes(backbone_size, brands):
     with pytest.raises(ValueError):
-        brand_attention.build_brand_classifier(brands, image_size=image_size)
+        brand_attention.build_brand_classifier(brands, backbone_size=backbone_size)
 
 
 def test_attribute_tagger_gives_independent_probabilities():
-    model = attributes.build_attribute_tagger(7, image_size=32)
+    model = attributes.build_attribute_tagger(7, source_size=32)
     scores = np.asarray(model(np.zeros((3, 32, 32, 3), "float32")))
     assert scores.shape == (3, 7) and ((scores > 0) & (scores < 1)).all()
 
@@ -88,6 +91,43 @@ def test_soft_f1_loss():
     assert float(attributes.soft_f1_loss(truth, 1.0 - truth)) == pytest.approx(1.0, abs=1e-5)
     middle = float(attributes.soft_f1_loss(truth, np.full_like(truth, 0.5)))
     assert 0.2 < middle < 0.8
+
+
+def test_losses_ignore_unknown_attributes():
+    """-1 marks an attribute whose family the record does not annotate: whatever the model
+    says there changes neither loss."""
+    truth = np.array([[1, 0, -1, -1], [0, 1, -1, 0]], "float32")
+    scores = np.array([[0.9, 0.2, 0.5, 0.5], [0.3, 0.7, 0.5, 0.4]], "float32")
+    other = scores.copy()
+    other[truth < 0] = np.array([0.99, 0.01, 0.99])  # wildly different on unknown entries
+    for loss in (attributes.masked_binary_crossentropy, attributes.soft_f1_loss):
+        np.testing.assert_allclose(np.asarray(loss(truth, scores)),
+                                   np.asarray(loss(truth, other)), rtol=1e-6)
+    # ...and on known entries the masked BCE is the plain BCE of those entries.
+    known = truth[0] >= 0
+    expected = -np.mean(np.log([0.9, 0.8]))
+    assert float(attributes.masked_binary_crossentropy(truth[:1], scores[:1])[0]) == \
+        pytest.approx(expected, rel=1e-5)
+    assert known.sum() == 2
+
+
+def test_masked_metrics_count_known_entries_only():
+    truth = np.array([[1, 0, -1], [0, -1, 1], [-1, 1, 0]], "float32")
+    scores = np.array([[0.9, 0.1, 0.9], [0.2, 0.9, 0.1], [0.1, 0.8, 0.7]], "float32")
+    # Known entries: tp = (0,0), (2,1); fn = (1,2); fp = (2,2); tn = (0,1), (1,0).
+    micro = attributes.MaskedF1Score(3, "micro")
+    micro.update_state(truth, scores)
+    assert float(micro.result()) == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    macro = attributes.MaskedF1Score(3, "macro")
+    macro.update_state(truth, scores)
+    # per attribute F1: a0 1.0 (tp 1), a1 1.0 (tp 1), a2 0.0 (fn 1, fp 1)
+    assert float(macro.result()) == pytest.approx(2 / 3)
+    accuracy = attributes.MaskedBinaryAccuracy(3)
+    accuracy.update_state(truth, scores)
+    assert float(accuracy.result()) == pytest.approx(4 / 6)
+    exact = attributes.ExactMatch()
+    exact.update_state(truth, scores)
+    assert float(exact.result()) == pytest.approx(1 / 3)  # only row 0 is right on all known
 
 
 def test_decoding_keeps_one_attribute_per_exclusive_group():
@@ -117,7 +157,7 @@ def test_transfer_phases():
 
 
 def test_fine_tuning_the_last_layers_keeps_batchnorm_frozen():
-    model = attributes.build_attribute_tagger(3, image_size=32)
+    model = attributes.build_attribute_tagger(3, source_size=32)
     backbone = transfer.find_backbone(model)
     assert backbone.name.startswith("efficientnetb0")
     thawed = transfer.set_trainable_layers(backbone, 20)
@@ -134,12 +174,12 @@ def test_fine_tuning_the_last_layers_keeps_batchnorm_frozen():
 
 
 def test_brand_model_loads_a_local_vgg16_weights_file(tmp_path):
-    from trainer import common
+    from trainer.weights import build_with_weights
     source = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
     path = str(tmp_path / "vgg16_notop.weights.h5")
     source.save_weights(path)
-    model = common.build_with_weights(
-        lambda weights: brand_attention.build_brand_classifier(3, image_size=32,
+    model = build_with_weights(
+        lambda weights: brand_attention.build_brand_classifier(3, backbone_size=32,
                                                                weights=weights), path)
     loaded = model.get_layer("vgg16_to_block4_conv3").get_layer("block1_conv1").kernel
     np.testing.assert_array_equal(np.asarray(loaded),

@@ -120,7 +120,7 @@ def test_metadata_and_status(stubs):
     signatures = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signatures)
     assert set(signatures.signature_def) == {"serving_default", "measure", "classify",
-                                             "regress"}
+                                             "regress", "slow", "calls"}
     status_request = get_model_status_pb2.GetModelStatusRequest()
     status_request.model_spec.name = "toy"
     (status,) = models.GetModelStatus(status_request, timeout=10).model_version_status

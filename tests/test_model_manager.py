@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from schemas import serving_api
 from serving import model_manager as mm
 
 
@@ -33,12 +34,12 @@ class _Loader:
 
 
 def test_completeness_check(tmp_path):
-    assert mm.is_complete_saved_model(str(_push(tmp_path, 1)))
-    assert not mm.is_complete_saved_model(str(_push(tmp_path, 2, complete=False, shards=2)))
+    assert serving_api.is_complete_saved_model(str(_push(tmp_path, 1)))
+    assert not serving_api.is_complete_saved_model(str(_push(tmp_path, 2, complete=False, shards=2)))
     (tmp_path / "3").mkdir()
-    assert not mm.is_complete_saved_model(str(tmp_path / "3"))
+    assert not serving_api.is_complete_saved_model(str(tmp_path / "3"))
     (tmp_path / "notes").mkdir()
-    assert mm.list_versions(str(tmp_path)) == {1: str(tmp_path / "1")}
+    assert serving_api.list_versions(str(tmp_path)) == {1: str(tmp_path / "1")}
 
 
 def test_latest_policy_swaps_only_after_the_new_version_is_available(tmp_path):

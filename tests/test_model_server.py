@@ -20,6 +20,8 @@ from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grp
                                      predict_pb2, prediction_log_pb2,
                                      prediction_service_pb2_grpc)
 
+from conftest import write_toy_model  # noqa: E402
+from serving.batching import BatchingOptions  # noqa: E402
 from serving.config_files import ModelSpec, SslSettings  # noqa: E402
 from serving.errors import ModelNotFound  # noqa: E402
 from serving.server import ModelServer, ServerOptions  # noqa: E402
@@ -83,6 +85,98 @@ def test_reload_config_over_grpc(toy_base):
                 models.HandleReloadConfigRequest(bad, timeout=30)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert _predict(prediction, "renamed") == [2.0]  # a bad reload changes nothing
+    finally:
+        server.stop()
+
+
+def test_a_new_version_with_other_answers_takes_over_without_a_failed_request(toy_base):
+    """Under load, version 4 (y = 3x) replaces version 3 (y = 2x): no request fails, every
+    answer comes from one of the two, and every request sent once version 4 is AVAILABLE gets
+    version 4's answer."""
+    import threading
+    server = _start([ModelSpec("toy", str(toy_base))])
+    answers, failures, stop = [], [], threading.Event()
+    swapped_at = []
+
+    def load(stub):
+        while not stop.is_set():
+            sent = time.monotonic()
+            try:
+                answers.append((sent, _predict(stub)[0]))
+            except grpc.RpcError as err:  # every failure counts
+                failures.append(err.code())
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            workers = [threading.Thread(target=load, args=(stub,)) for _ in range(3)]
+            for worker in workers:
+                worker.start()
+            _wait(lambda: len(answers) >= 20)
+            staging = toy_base.parent / "staging"
+            write_toy_model(str(staging), factor=3.0)
+            staging.rename(toy_base / "4")  # appears whole, as the Pusher's copy does
+
+            def new_version_available():
+                states = {s.version: s.state for s in _states(server.models["toy"])}
+                if states.get(4) == "AVAILABLE":
+                    swapped_at.append(time.monotonic())
+                    return True
+                return False
+            _wait(new_version_available, 60)
+            _wait(lambda: {s.version: s.state for s in _states(server.models["toy"])}.get(3)
+                  == "END", 60)
+            time.sleep(0.5)
+            stop.set()
+            for worker in workers:
+                worker.join()
+    finally:
+        stop.set()
+        server.stop()
+    assert not failures
+    assert {value for _, value in answers} == {2.0, 3.0}
+    after = [value for sent, value in answers if sent > swapped_at[0]]
+    assert after and set(after) == {3.0}
+    assert any(value == 2.0 for sent, value in answers if sent < swapped_at[0])
+
+
+def test_the_server_drops_queued_work_whose_deadline_passed(toy_base):
+    """With batching on and one batch thread, a request queued behind a slow one whose
+    deadline passes before its turn is dropped by the server: the model never runs it."""
+    import threading
+    server = _start([ModelSpec("toy", str(toy_base))],
+                    batching=BatchingOptions(max_batch_size=1, batch_timeout_micros=0,
+                                             num_batch_threads=1))
+
+    def slow(stub, work, timeout):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "toy"
+        request.model_spec.signature_name = "slow"
+        request.inputs["work"].CopyFrom(tf.make_tensor_proto(np.array([work], np.int64)))
+        return stub.Predict(request, timeout=timeout)
+
+    def rows_run(stub):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "toy"
+        request.model_spec.signature_name = "calls"
+        return int(tf.make_ndarray(stub.Predict(request, timeout=10).outputs["rows"]))
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            slow(stub, 1, 30)  # traces the signature
+            assert rows_run(stub) == 1
+            started = time.monotonic()
+            busy = threading.Thread(target=slow, args=(stub, 400_000, 60))  # ~1.4 s
+            busy.start()
+            time.sleep(0.2)  # the slow request now holds the only batch thread
+            with pytest.raises(grpc.RpcError) as err:
+                slow(stub, 1, 0.3)
+            assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            busy.join()
+            assert time.monotonic() - started > 0.6, "the slow request was not slow enough"
+            time.sleep(0.2)
+            assert rows_run(stub) == 2  # the warm-up call and the slow one, not the expired
     finally:
         server.stop()
 

@@ -1,4 +1,5 @@
-"""The pipeline's wiring, checked by compiling it to TFX IR (nothing executes)."""
+"""The pipeline's wiring, checked by compiling it to TFX IR (nothing executes). Every
+expectation is derived from the family registry."""
 
 import dataclasses
 
@@ -7,15 +8,25 @@ import tensorflow_model_analysis as tfma
 from tfx.dsl.compiler import compiler
 
 import pipeline_config as pc
-from pipeline.pipeline import CATEGORY_RUN_FN, PREPROCESSING_FN, create_pipeline
+from pipeline.pipeline import PREPROCESSING_FN, create_pipeline
 from schemas import features as F
+from trainer.families import registry
+from trainer.families.category.features import CATEGORY_LABEL
 
-FAMILY_PREFIXES = ["Category", "Attributes", "Brand"]
-EXPECTED_NODES = ["ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                  "AnomalyGate", "Transform"] + [
-    f"{family}{step}" for family in FAMILY_PREFIXES
-    for step in ("Trainer", "LatestBlessedModel", "Evaluator", "InfraValidator", "Pusher",
-                 "EvaluationReport")] + ["BrandAttentionReport"]
+SPECS = registry.family_specs()
+BRANCH_STEPS = ("Trainer", "LatestBlessedModel", "Evaluator", "InfraValidator", "Pusher",
+                "EvaluationReport")
+
+
+def expected_nodes(specs=SPECS) -> set:
+    nodes = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+             "AnomalyGate"}
+    if any(spec.transform_fragment for spec in specs):
+        nodes.add("Transform")
+    for spec in specs:
+        nodes |= {spec.node_id(step) for step in BRANCH_STEPS}
+        nodes |= {spec.node_id(extra.id_suffix) for extra in spec.extra_components}
+    return nodes
 
 
 @pytest.fixture(scope="module")
@@ -33,121 +44,137 @@ def ir(built):
     return compiler.Compiler().compile(built)
 
 
+@pytest.fixture(scope="module")
+def nodes(ir):
+    return {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
+
+
 def test_nodes_in_topological_order(ir):
     ids = [node.pipeline_node.node_info.id for node in ir.nodes]
-    assert sorted(ids) == sorted(EXPECTED_NODES)
+    assert set(ids) == expected_nodes() and len(ids) == len(set(ids))
     position = {node_id: i for i, node_id in enumerate(ids)}
     order = [("ExampleValidator", "AnomalyGate"), ("AnomalyGate", "Transform")]
-    for family in FAMILY_PREFIXES:
-        order += [("Transform", f"{family}Trainer"), (f"{family}Trainer", f"{family}Evaluator"),
-                  (f"{family}Evaluator", f"{family}EvaluationReport"),
-                  (f"{family}Evaluator", f"{family}Pusher"),
-                  (f"{family}Trainer", f"{family}InfraValidator"),
-                  (f"{family}InfraValidator", f"{family}Pusher")]
+    for spec in SPECS:
+        node = spec.node_id
+        order += [("Transform", node("Trainer")), (node("Trainer"), node("Evaluator")),
+                  (node("Evaluator"), node("EvaluationReport")),
+                  (node("Evaluator"), node("Pusher")), (node("Trainer"), node("InfraValidator")),
+                  (node("InfraValidator"), node("Pusher"))]
     for before, after in order:
         assert position[before] < position[after]
 
 
-@pytest.mark.parametrize("family", FAMILY_PREFIXES)
-def test_each_pusher_needs_its_evaluation_and_infra_blessings(ir, family):
-    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
-    pusher = nodes[f"{family}Pusher"]
-    assert {f"{family}InfraValidator", f"{family}Evaluator"} <= set(pusher.upstream_nodes)
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_each_pusher_needs_its_evaluation_and_infra_blessings(nodes, spec):
+    pusher = nodes[spec.node_id("Pusher")]
+    assert {spec.node_id("InfraValidator"), spec.node_id("Evaluator")} <= set(
+        pusher.upstream_nodes)
     assert {"infra_blessing", "model_blessing"} <= set(pusher.inputs.inputs)
 
 
-def test_gate_blocks_everything_after_validation(ir):
-    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
+def test_gate_blocks_everything_after_validation(nodes):
     assert "AnomalyGate" in nodes["Transform"].upstream_nodes
     assert "ExampleValidator" in nodes["AnomalyGate"].upstream_nodes
-    assert "CategoryEvaluator" in nodes["CategoryPusher"].upstream_nodes
 
 
-def test_components_are_configured_from_config(built, config):
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_each_branch_is_configured_from_its_spec_and_config(built, config, spec):
     components = {c.id: c for c in built.components}
-    trainer = components["CategoryTrainer"]
-    assert trainer.exec_properties["run_fn"] == CATEGORY_RUN_FN
-    assert components["Transform"].exec_properties["preprocessing_fn"] == PREPROCESSING_FN
-    assert '"epochs": 1' in trainer.exec_properties["custom_config"]
-    assert config.serving_model_dir("category") in str(
-        components["CategoryPusher"].exec_properties["push_destination"])
+    trainer = components[spec.node_id("Trainer")]
+    assert trainer.exec_properties["run_fn"] == spec.run_fn
+    custom = trainer.exec_properties["custom_config"]
+    assert f'"{spec.name}": ' in custom and config.checkpoint_root in custom
+    assert f'"epochs": {config.family(spec.name).epochs}' in custom
+    assert config.serving_model_dir(spec.name) in str(
+        components[spec.node_id("Pusher")].exec_properties["push_destination"])
+    validator = components[spec.node_id("InfraValidator")].exec_properties
+    assert (validator["signature_name"], validator["input_kind"]) == (
+        spec.infra_probe.signature, spec.infra_probe.input_kind)
+    assert components[spec.node_id("EvaluationReport")].exec_properties["family"] == spec.name
+
+
+def test_transform_runs_every_trained_familys_fragment(built, config):
+    transform = {c.id: c for c in built.components}["Transform"]
+    assert transform.exec_properties["preprocessing_fn"] == PREPROCESSING_FN
+    custom = transform.exec_properties["custom_config"]
+    for spec in SPECS:
+        assert spec.transform_fragment in custom
+    assert f'"stored_size": {config.transform.stored_size}' in custom
     assert built.beam_pipeline_args == config.beam.args()
-    eval_config = str(components["CategoryEvaluator"].exec_properties["eval_config"])
-    assert "SparseCategoricalAccuracy" in eval_config and "image/class/text" in eval_config
+
+
+def test_the_category_evaluation_slices_per_category_and_super_category(built):
+    eval_config = str({c.id: c for c in built.components}["CategoryEvaluator"]
+                      .exec_properties["eval_config"])
+    assert "SparseCategoricalAccuracy" in eval_config and F.IMAGE_CLASS_TEXT in eval_config
     assert "super_category" in eval_config and "top_5_accuracy" in eval_config
-    assert components["BrandTrainer"].exec_properties["run_fn"] == "trainer.brand.run_fn"
-    assert "fashion/brand" in str(components["BrandEvaluator"].exec_properties["eval_config"])
-    assert components["AttributesTrainer"].exec_properties["run_fn"] == \
-        "trainer.attributes.run_fn"
-    assert "attribute_labels" in str(
-        components["AttributesEvaluator"].exec_properties["eval_config"])
-    assert config.checkpoint_root in trainer.exec_properties["custom_config"]
 
 
 def test_families_can_be_chosen(config):
     only = create_pipeline(dataclasses.replace(config, families=("brand",)))
-    assert {c.id for c in only.components if "Brand" in c.id} and not any(
-        "Category" in c.id or "Attributes" in c.id for c in only.components)
+    brand = registry.get("brand")
+    assert {c.id for c in only.components} == expected_nodes([brand])
 
 
-def test_pipeline_module_does_not_import_model_code():
-    import ast
-    import pathlib
-    for path in pathlib.Path(__file__).resolve().parents[1].joinpath("pipeline").glob("*.py"):
-        tree = ast.parse(path.read_text())
-        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                    for alias in node.names}
-        imported |= {node.module for node in ast.walk(tree)
-                     if isinstance(node, ast.ImportFrom) and node.module}
-        assert not {m for m in imported if m.startswith(("trainer", "keras", "serving"))}, path
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.evaluation.kind == "tfma"],
+                         ids=lambda s: s.name)
+def test_unlabelled_examples_carry_no_weight_in_evaluation(spec):
+    from trainer.families.spec import resolve
+    eval_config = resolve(spec.evaluation.factory)(spec.preset("smoke"))
+    (model_spec,) = eval_config.model_specs
+    assert model_spec.example_weight_key == F.label_weight_feature(model_spec.label_key)
+    assert "WeightedExampleCount" in str(eval_config.metrics_specs)
 
 
-def test_unlabelled_examples_carry_no_weight_in_evaluation():
-    from pipeline.pipeline import (attributes_eval_config, brand_eval_config,
-                                   category_eval_config)
-    for config, label in ((category_eval_config(0.1), F.CATEGORY_LABEL),
-                          (brand_eval_config(0.1), F.BRAND_LABEL),
-                          (attributes_eval_config(0.1, 0.5), F.ATTRIBUTE_LABELS)):
-        (spec,) = config.model_specs
-        assert spec.label_key == label
-        assert spec.example_weight_key == F.LABEL_WEIGHT_FEATURES[label]
-        assert "WeightedExampleCount" in str(config.metrics_specs)
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.evaluation.kind == "tfma"],
+                         ids=lambda s: s.name)
+def test_the_blessing_metric_carries_the_thresholds_on_the_overall_slice(spec):
+    from trainer.families.spec import resolve
+    family_config = dataclasses.replace(spec.preset("smoke"), blessing_threshold=0.42,
+                                        min_improvement=0.01)
+    eval_config = resolve(spec.evaluation.factory)(family_config)
+    from tensorflow_model_analysis.metrics import metric_specs
+    thresholds = metric_specs.metric_thresholds_from_metrics_specs(eval_config.metrics_specs,
+                                                                  eval_config)
+    keys = [k for k in thresholds if k.name == spec.evaluation.blessing_metric]
+    value = [t for k in keys if not k.is_diff for _, t in thresholds[k]]
+    change = [t for k in keys if k.is_diff for _, t in thresholds[k]]
+    assert [t.lower_bound.value for t in value] == [0.42]
+    assert [t.absolute.value for t in change] == [pytest.approx(0.01, abs=1e-9)]
+    assert change[0].direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    slices = [s for k in keys for s, _ in thresholds[k]]
+    assert all(s is None or not list(s.feature_keys) for s in slices)  # never per class
 
 
-def test_blessing_threshold_applies_to_the_overall_slice_only():
-    from pipeline.pipeline import category_eval_config
-    config = category_eval_config(0.42)
-    metrics = {m.class_name: m for spec in config.metrics_specs for m in spec.metrics}
-    accuracy = metrics["SparseCategoricalAccuracy"]
-    assert not accuracy.HasField("threshold")
-    (per_slice,) = accuracy.per_slice_thresholds
-    assert [s.feature_keys for s in per_slice.slicing_specs] == [[]]
-    assert per_slice.threshold.value_threshold.lower_bound.value == 0.42
-    # ...and must not be worse than the latest blessed model (change threshold vs baseline).
-    change = per_slice.threshold.change_threshold
-    assert change.direction == tfma.MetricDirection.HIGHER_IS_BETTER
-    assert change.absolute.value == pytest.approx(0.0, abs=1e-9)
-    # Per-category slices are still computed (for reports), just not gated.
-    assert any(list(s.feature_keys) == ["image/class/text"] for s in config.slicing_specs)
+def test_the_category_label_is_weighted_by_its_presence():
+    from trainer.families.category.evaluation import eval_config
+    (spec,) = eval_config(registry.get("category").preset("smoke")).model_specs
+    assert spec.label_key == CATEGORY_LABEL
+    assert spec.example_weight_key == "category_label_weight"
 
 
-@pytest.mark.parametrize("family", FAMILY_PREFIXES)
-def test_each_evaluator_compares_with_its_own_latest_blessed_model(ir, family):
-    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
-    evaluator = nodes[f"{family}Evaluator"]
-    assert f"{family}LatestBlessedModel" in evaluator.upstream_nodes
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_each_evaluator_compares_with_its_own_latest_blessed_model(nodes, spec):
+    evaluator = nodes[spec.node_id("Evaluator")]
+    assert spec.node_id("LatestBlessedModel") in evaluator.upstream_nodes
     assert "baseline_model" in evaluator.inputs.inputs
-    resolver_inputs = str(nodes[f"{family}LatestBlessedModel"].inputs)
-    assert f"{family}Trainer" in resolver_inputs and f"{family}Evaluator" in resolver_inputs
-    others = [f for f in FAMILY_PREFIXES if f != family]
-    assert not any(f"{other}Trainer" in resolver_inputs for other in others)
+    resolver_inputs = str(nodes[spec.node_id("LatestBlessedModel")].inputs)
+    assert spec.node_id("Trainer") in resolver_inputs
+    assert spec.node_id("Evaluator") in resolver_inputs
+    others = [s for s in SPECS if s is not spec]
+    assert not any(other.node_id("Trainer") in resolver_inputs for other in others)
 
 
-def test_the_brand_report_shows_the_attention_heatmaps(ir):
-    nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
-    assert "BrandAttentionReport" in nodes["BrandEvaluationReport"].upstream_nodes
-    assert "attention" in nodes["BrandEvaluationReport"].inputs.inputs
-    assert "attention" not in nodes["CategoryEvaluationReport"].inputs.inputs
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.extra_components],
+                         ids=lambda s: s.name)
+def test_a_report_section_component_feeds_the_familys_report(nodes, spec):
+    (extra,) = [e for e in spec.extra_components if e.report_section]
+    report = nodes[spec.node_id("EvaluationReport")]
+    assert spec.node_id(extra.id_suffix) in report.upstream_nodes
+    assert "section" in report.inputs.inputs
+    for other in SPECS:
+        if not any(e.report_section for e in other.extra_components):
+            assert "section" not in nodes[other.node_id("EvaluationReport")].inputs.inputs
 
 
 def test_kubeflow_compilation_writes_a_pipeline_spec(tmp_path):
@@ -157,9 +184,8 @@ def test_kubeflow_compilation_writes_a_pipeline_spec(tmp_path):
     config = pc.get_config("full", workspace="gs://example-bucket/fashion")
     assert config.pipeline_root == "gs://example-bucket/fashion/pipeline_root"
     path = compile_pipeline(config, "registry.example/fashion:1", str(tmp_path / "spec.json"))
-    spec = json.load(open(path))
-    text = json.dumps(spec)
-    for node in EXPECTED_NODES:
+    text = json.dumps(json.load(open(path)))
+    for node in expected_nodes():
         assert node in text, node
     assert "registry.example/fashion:1" in text
     assert "gs://example-bucket/fashion/pipeline_root" in text

@@ -53,7 +53,8 @@ def test_metadata_lists_signatures(models):
     assert status == 200 and body["model_spec"] == {"name": "toy", "signature_name": "",
                                                     "version": "3"}
     signatures = body["metadata"]["signature_def"]["signature_def"]
-    assert set(signatures) == {"serving_default", "measure", "classify", "regress"}
+    assert set(signatures) == {"serving_default", "measure", "classify", "regress", "slow",
+                               "calls"}
     assert signatures["classify"]["methodName"] == "tensorflow/serving/classify"
     assert "x" in signatures["serving_default"]["inputs"]
 

@@ -12,15 +12,14 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from trainer import training  # noqa: E402
-from trainer.models import transfer  # noqa: E402
+from trainer import transfer  # noqa: E402
 
 TRAIN_SCRIPT = textwrap.dedent("""
     import json, os, sys
     import numpy as np
     import keras
     import tensorflow as tf
-    from trainer import training
-    from trainer.models import transfer
+    from trainer import training, transfer
 
     checkpoints, log = sys.argv[1], sys.argv[2]
     kill_after = int(os.environ.get("KILL_AFTER_EPOCH", "-1"))
@@ -46,7 +45,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
         model, compile_model, data, data, phases=transfer.phases("hybrid", 6, 1, 2),
         steps_per_epoch=None, monitor="val_accuracy", patience=100,
         checkpoint_dir=checkpoints, callbacks=(Record(),))
-    print(json.dumps(len(history["loss"])))
+    print(json.dumps([len(history["loss"]), history.resumed_at_epoch]))
 """)
 
 
@@ -69,7 +68,8 @@ def test_a_killed_training_resumes_where_it_stopped(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     # Phase 1 (epochs 0-1, frozen) is not redone; phase 2 resumes after epoch 3.
     assert [json.loads(line) for line in log.read_text().split()] == [0, 1, 2, 3, 4, 5]
-    assert json.loads(second.stdout.strip().splitlines()[-1]) == 4  # phase 1 + epochs 4, 5
+    # Phase 1 + epochs 4, 5; the rerun says where it resumed.
+    assert json.loads(second.stdout.strip().splitlines()[-1]) == [4, 4]
     assert not checkpoints.exists()  # removed once training completed
 
 
@@ -114,3 +114,44 @@ def test_cpu_runs_in_float32_without_a_distribution_strategy():
     assert keras.mixed_precision.global_policy().name == "float32"
     import contextlib
     assert training.distribution_scope() is contextlib.nullcontext
+
+
+def _example(features: dict):
+    import tensorflow as tf
+    return tf.train.Example(features=tf.train.Features(feature={
+        key: tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+        for key, value in features.items()}))
+
+
+def _write(path, examples):
+    import tensorflow as tf
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for example in examples:
+            writer.write(example.SerializeToString())
+
+
+def test_the_checkpoint_key_follows_the_data_not_its_files(tmp_path):
+    """Two Transform runs of the same data write other file names, another record order and
+    feature maps in another order on the wire: the training's key is the same. Other data or
+    another config is another key, and a new training removes superseded checkpoints."""
+    from trainer import checkpoints
+    rows = [{"label": i, "image": 10 * i} for i in range(5)]
+    _write(tmp_path / "run1-00000.gz", [_example(r) for r in rows])
+    reordered = [_example(dict(reversed(list(r.items())))) for r in reversed(rows)]
+    _write(tmp_path / "run2-00000.gz", reordered[:2])
+    _write(tmp_path / "run2-00001.gz", reordered[2:])
+    first = checkpoints.data_fingerprint([str(tmp_path / "run1-*")])
+    assert first == checkpoints.data_fingerprint([str(tmp_path / "run2-*")])
+    _write(tmp_path / "other-00000.gz", [_example({**r, "label": 0}) for r in rows])
+    assert checkpoints.data_fingerprint([str(tmp_path / "other-*")]) != first
+    root = tmp_path / "checkpoints"
+    kept = checkpoints.checkpoint_dir(str(root), "category", {"epochs": 3},
+                                      [str(tmp_path / "run1-*")])
+    os.makedirs(kept)
+    assert checkpoints.checkpoint_dir(str(root), "category", {"epochs": 3},
+                                      [str(tmp_path / "run2-*")]) == kept
+    assert os.path.isdir(kept)  # the same training: kept for resuming
+    other = checkpoints.checkpoint_dir(str(root), "category", {"epochs": 4},
+                                       [str(tmp_path / "run1-*")])
+    assert other != kept and not os.path.exists(kept)  # superseded: removed
+    assert checkpoints.checkpoint_dir("", "category", {}, []) is None

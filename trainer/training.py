@@ -1,13 +1,13 @@
-"""The fit loop shared by the family trainers: transfer phases, early stopping, resumable
-checkpoints, class imbalance, devices.
+"""The fit loop shared by every family's trainer: transfer phases, early stopping, resumable
+checkpoints, class imbalance, optimizers, devices. It knows no family.
 
 :func:`fit` trains a compiled-on-demand model through the phases of its transfer mode
-(``trainer.models.transfer``): each phase sets which backbone layers train, recompiles and fits
-on. Early stopping watches the validation metric and restores the best weights. With a
+(``trainer.transfer``): each phase sets which backbone layers train, recompiles and fits on.
+Early stopping watches the validation metric and restores the best weights. With a
 ``checkpoint_dir`` training survives being killed: the running phase resumes at its last finished
 epoch (``keras.callbacks.BackupAndRestore``) and finished phases are not redone (their final
 weights are kept), so a rerun continues instead of starting over. The directory is removed once
-training completes.
+training completes (``trainer.checkpoints`` chooses it).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import os
 from typing import Callable, Optional
 
 import keras
+from absl import logging
 
-from trainer.models import transfer
+from trainer import transfer
 
 def _gfile():
     """``tf.io.gfile`` (checkpoints may live on gs:// on Kubeflow)."""
@@ -29,6 +30,47 @@ def _gfile():
 
 PHASE_DONE = "phase-{index}.done.json"
 PHASE_WEIGHTS = "phase-{index}.weights.h5"
+PHASE_BACKUP = "phase-{index}"
+
+
+class History(dict):
+    """``{metric: [value per epoch]}`` over every phase, plus where training resumed.
+
+    ``resumed_at_epoch`` is the epoch a rerun continued from after an interruption (0: the
+    training started from scratch).
+    """
+
+    resumed_at_epoch: int = 0
+
+
+def optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """Adam, RMSProp or AdamW (weight decay 0.01, as in the pipeline study)."""
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=0.01)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and the backend (initialisation, dropout, augmentation)."""
+    keras.utils.set_random_seed(seed)
+
+
+def steps_per_epoch(configured: int, examples: int, batch_size: int) -> int:
+    """The configured steps, or one pass over ``examples``."""
+    return configured or max(1, -(-examples // batch_size))
+
+
+def write_history(model_run_dir: str, history: "History") -> None:
+    """Saves the training curves next to the model (``model_run_dir/history.json``), with the
+    epoch a resumed training continued from."""
+    _gfile().makedirs(model_run_dir)
+    with _gfile().GFile(os.path.join(model_run_dir, "history.json"), "w") as handle:
+        json.dump({"resumed_at_epoch": history.resumed_at_epoch, "metrics": dict(history)},
+                  handle, indent=2)
 
 
 def class_weights(counts: dict, num_classes: int, max_weight: float = 0.0) -> dict:
@@ -85,7 +127,7 @@ def set_mixed_precision(enabled: bool) -> None:
 def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train, evaluation, *,
         phases: list, steps_per_epoch: int, monitor: str, mode: str = "max",
         patience: int = 3, start_from_epoch: int = 0, class_weight: Optional[dict] = None,
-        checkpoint_dir: Optional[str] = None, callbacks: tuple = ()) -> dict:
+        checkpoint_dir: Optional[str] = None, callbacks: tuple = ()) -> History:
     """Trains ``model`` through ``phases``; returns the merged history (``{metric: [...]}``).
 
     ``compile_model(model)`` compiles it (called again at each phase, since a change of
@@ -94,7 +136,7 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
     backbones = transfer.find_backbones(model)
     if not backbones and any(p.trainable_layers is not None for p in phases):
         raise ValueError("freezing or partial fine-tuning needs a model with a backbone")
-    history: dict = {}
+    history = History()
     epoch = 0
     gfile = _gfile() if checkpoint_dir else None
     if checkpoint_dir:
@@ -112,14 +154,20 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
             for key, values in saved["history"].items():
                 history.setdefault(key, []).extend(values)
             epoch += phase.epochs
+            history.resumed_at_epoch = epoch
+            logging.info("phase %d finished before an interruption: kept (%s)", index, done)
             continue
         phase_callbacks = [keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=patience,
             start_from_epoch=max(0, start_from_epoch - epoch), restore_best_weights=True)]
         if checkpoint_dir:
+            backup = os.path.join(checkpoint_dir, PHASE_BACKUP.format(index=index))
+            resumed = _backed_up_epoch(gfile, backup)
+            if resumed:
+                history.resumed_at_epoch = resumed
+                logging.info("phase %d resumes after epoch %d from %s", index, resumed, backup)
             phase_callbacks.append(keras.callbacks.BackupAndRestore(
-                os.path.join(checkpoint_dir, f"phase-{index}"), double_checkpoint=True,
-                delete_checkpoint=True))
+                backup, double_checkpoint=True, delete_checkpoint=True))
         # BackupAndRestore sets this when it resumes and Keras never clears it: a stale value
         # would make the next phase start at the wrong epoch.
         model._initial_epoch = None
@@ -138,3 +186,16 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
     if checkpoint_dir and gfile.exists(checkpoint_dir):
         gfile.rmtree(checkpoint_dir)
     return history
+
+
+def _backed_up_epoch(gfile, backup_dir: str) -> int:
+    """The epoch ``BackupAndRestore`` will resume at from ``backup_dir`` (0: nothing saved)."""
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        path = os.path.join(backup_dir, name)
+        if gfile.exists(path):
+            try:
+                with gfile.GFile(path) as handle:
+                    return int(json.load(handle)["epoch"])
+            except (ValueError, KeyError):
+                continue
+    return 0

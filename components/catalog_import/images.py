@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from schemas.features import MAX_IMAGE_PIXELS
+from schemas.features import MAX_GIF_FRAMES, MAX_IMAGE_PIXELS
 
 MAX_PIXELS = MAX_IMAGE_PIXELS  # ~40 MP: larger "photos" are treated as decompression bombs.
 MIN_SIDE = 16
@@ -49,6 +49,56 @@ class NormalizedImage:
     pixels: np.ndarray  # HxWx3 uint8, after EXIF rotation
     reencoded: bool
     exif_transpose: int  # the EXIF orientation that was applied (1 = none)
+
+
+def gif_decode_cost(data: bytes) -> tuple[int, int]:
+    """``(pixels, frames)`` that decoding every frame of a GIF costs, read from its block
+    structure without decoding: the largest of the logical screen, the sum of the frames'
+    own sizes (a frame may declare more than the screen) and frames × screen.
+
+    The same walk as the serving graph's (``trainer.preprocessing._gif_decode_cost``): block
+    headers are read, data sub-blocks skipped, one step each; a structure needing more than
+    one step per 64 bytes plus 8 per frame (real encoders write 255-byte sub-blocks) is
+    reported as ``(2**62, frames)``, and the walk stops past MAX_GIF_FRAMES frames.
+    """
+    if len(data) < 13 or not data.startswith(b"GIF8"):
+        raise ValueError("not a GIF")
+
+    def table_size(packed: int) -> int:
+        return 3 * (2 << (packed & 7)) if packed & 0x80 else 0
+
+    screen = int.from_bytes(data[6:8], "little") * int.from_bytes(data[8:10], "little")
+    position = 13 + table_size(data[10])
+    frames = frame_pixels = steps = 0
+    padded = data + b"\0" * 16
+
+    def refused() -> bool:
+        return steps > len(data) // 64 + 8 * frames + 256
+
+    while position < len(data) and frames <= MAX_GIF_FRAMES:
+        steps += 1
+        if refused():
+            return 2 ** 62, frames
+        kind = padded[position]
+        if kind == 0x21:  # extension: label, then sub-blocks
+            position += 2
+        elif kind == 0x2C:  # image descriptor: x, y, width, height, packed
+            width = int.from_bytes(padded[position + 5:position + 7], "little")
+            height = int.from_bytes(padded[position + 7:position + 9], "little")
+            frames += 1
+            frame_pixels += width * height
+            position += 10 + table_size(padded[position + 9]) + 1  # + LZW minimum code size
+        else:  # trailer (0x3B) or garbage: the decoder has the last word
+            break
+        while position < len(data):  # data sub-blocks until the zero-length terminator
+            steps += 1
+            if refused():
+                return 2 ** 62, frames
+            size = padded[position]
+            position += size + 1
+            if size == 0:
+                break
+    return max(screen, frame_pixels, frames * screen), frames
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -89,6 +139,15 @@ def normalize_image(data: bytes, *, max_pixels: int = MAX_PIXELS,
         raise RejectedInput("empty_file")
     if len(data) > MAX_FILE_BYTES:
         raise RejectedInput("file_too_large", f"{len(data)} bytes")
+    if data.startswith(b"GIF8") and len(data) >= 13:
+        # Every frame declares its own size: check them all before anything is decoded.
+        pixels, frames = gif_decode_cost(data)
+        if frames > MAX_GIF_FRAMES:
+            raise RejectedInput("decompression_bomb", f"{frames} GIF frames exceed "
+                                f"{MAX_GIF_FRAMES}")
+        if pixels > max_pixels:
+            raise RejectedInput("decompression_bomb", f"GIF frames declare {pixels} pixels, "
+                                f"more than {max_pixels}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -137,6 +196,39 @@ def normalize_image(data: bytes, *, max_pixels: int = MAX_PIXELS,
     return NormalizedImage(encoded=encoded, format=fmt, height=pixels.shape[0],
                            width=pixels.shape[1], pixels=pixels, reencoded=not keep_original,
                            exif_transpose=orientation)
+
+
+# EXIF orientation → the PIL transpose that displays the image upright (ImageOps.exif_transpose).
+_EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                   4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                   6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                   8: Image.Transpose.ROTATE_90}
+
+
+def _orient_point(x: float, y: float, orientation: int) -> tuple[float, float]:
+    """A normalised point of the stored image → the same point in the upright image."""
+    return {1: (x, y), 2: (1 - x, y), 3: (1 - x, 1 - y), 4: (x, 1 - y), 5: (y, x),
+            6: (1 - y, x), 7: (1 - y, 1 - x), 8: (y, 1 - x)}[orientation]
+
+
+def orient_box(box: tuple, orientation: int) -> tuple[float, float, float, float]:
+    """A normalised ``(xmin, ymin, xmax, ymax)`` box of the stored image → the box of the same
+    object after the EXIF ``orientation`` is applied (as :func:`normalize_image` applies it)."""
+    xmin, ymin, xmax, ymax = box
+    (x1, y1), (x2, y2) = (_orient_point(xmin, ymin, orientation),
+                          _orient_point(xmax, ymax, orientation))
+    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+
+
+def orient_label_map(encoded: bytes, orientation: int) -> bytes:
+    """A PNG label map turned the way the EXIF ``orientation`` turns its image."""
+    if orientation == 1:
+        return encoded
+    with Image.open(io.BytesIO(encoded)) as mask:
+        turned = mask.transpose(_EXIF_TRANSPOSE[orientation])
+        buffer = io.BytesIO()
+        turned.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def encode_png(array: np.ndarray) -> bytes:

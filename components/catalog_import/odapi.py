@@ -3,7 +3,8 @@
 Each record must carry the OD-API image keys; box lists must have equal lengths and normalised,
 non-empty boxes; class texts must be detector super-categories and optional fashion keys must
 hold known values. The image is checked and normalised like any other input (a re-encoded image
-replaces the original bytes). Records failing a check are rejected with a reason; a corrupt
+replaces the original bytes; an EXIF-rotated one is stored upright, with its boxes and label
+map turned the same way). Records failing a check are rejected with a reason; a corrupt
 file is rejected from the first unreadable record on (TFRecord framing cannot resynchronise).
 """
 
@@ -71,6 +72,20 @@ def check_example(example) -> None:
             raise image_io.RejectedInput("unknown_value", F.OBJECT_CLASS_LABEL)
 
 
+def _orient_objects(feature, orientation: int) -> None:
+    """Turns the boxes and the segmentation label map the way the EXIF ``orientation`` turned
+    the image (the converter stores images upright)."""
+    if F.BBOX_XMIN in feature and feature[F.BBOX_XMIN].float_list.value:
+        boxes = list(zip(*(feature[k].float_list.value for k in F.BBOX_KEYS)))
+        turned = [image_io.orient_box(box, orientation) for box in boxes]
+        for index, key in enumerate(F.BBOX_KEYS):
+            del feature[key].float_list.value[:]
+            feature[key].float_list.value.extend(box[index] for box in turned)
+    if F.SEGMENTATION_ENCODED in feature and feature[F.SEGMENTATION_ENCODED].bytes_list.value:
+        values = feature[F.SEGMENTATION_ENCODED].bytes_list.value
+        values[0] = image_io.orient_label_map(values[0], orientation)
+
+
 def convert(pattern: str, writer, progress=None, limit: Optional[int] = None) -> int:
     """Imports every record of the files matching ``pattern`` into ``writer``."""
     import tensorflow as tf
@@ -120,6 +135,14 @@ def convert(pattern: str, writer, progress=None, limit: Optional[int] = None) ->
                 feature[F.IMAGE_FORMAT].bytes_list.value[0] = image.format.encode()
                 feature[F.IMAGE_HEIGHT].int64_list.value[0] = image.height
                 feature[F.IMAGE_WIDTH].int64_list.value[0] = image.width
+            if image.exif_transpose != 1:
+                try:
+                    _orient_objects(feature, image.exif_transpose)
+                except Exception as err:  # a label map that does not decode
+                    writer.reject(where, "conversion_error",
+                                  f"cannot orient the labels: {type(err).__name__}: {err}",
+                                  count_input=True)
+                    continue
             source_id = feature[F.IMAGE_SOURCE_ID].bytes_list.value[0].decode("utf-8", "replace")
             has_boxes = len(feature[F.BBOX_XMIN].float_list.value) > 0 if F.BBOX_XMIN in feature \
                 else False

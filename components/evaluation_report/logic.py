@@ -1,14 +1,16 @@
 """Pure logic of a family's evaluation report: HTML with its plots (numpy + PIL, no TF).
 
-It takes what TFMA computed (overall metrics, per-slice or per-class metrics, the confusion
-matrix entries and the blessing verdict) and writes ``index.html`` with a metrics table, a
-per-class bar chart, the confusion matrix as a heat map and, for the brand family, the attention
-heat maps next to them.
+It takes what the family's evaluation says (``trainer.evaluation.reports.EvaluationSummary``)
+and the blessing verdict and writes ``index.html`` with the verdict, the failed thresholds, the
+overall metrics, each section drawn (bar charts, matrices as heat maps, HTML) and, when an extra
+component of the family wrote one, its section. ``verdict.json`` states the verdict for programs:
+``{"verdict": "BLESSED" | "NOT_BLESSED", ...}``.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
 import shutil
 from typing import Optional, Sequence
@@ -16,37 +18,11 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from components.attention_report.logic import colorize
+from trainer.evaluation.artifacts import SECTION_HTML
+from trainer.evaluation.plots import colorize
+from trainer.evaluation.reports import BLESSED, NOT_BLESSED, EvaluationSummary, Section
 
-
-def metric_name(metric: str, sub_key: str = "", class_names: Sequence[str] = ()) -> str:
-    """A readable name for a TFMA metric: ``micro_f1_score``, ``f1_score[pattern:solid]``."""
-    if "\n_" in metric:  # TFMA names aggregates after their options: "micro_average: true\n_x"
-        options, _, base = metric.partition("\n_")
-        metric = f"{options.split('_average')[0]}_{base}"
-    if not sub_key:
-        return metric
-    if sub_key.startswith("classId:") and class_names:
-        index = int(sub_key.split(":", 1)[1])
-        if index < len(class_names):
-            sub_key = class_names[index]
-    return f"{metric}[{sub_key}]"
-
-
-def flatten_metrics(metrics: dict, class_names: Sequence[str] = ()) -> dict:
-    """``{name: value}`` of one slice of ``tfma.load_eval_result(...).slicing_metrics``, plus
-    ``macro_f1_score`` (the mean of the defined per-class F1) when per-class F1 exists."""
-    values, per_class_f1 = {}, []
-    for sub_key, named in metrics.get("", {}).items():
-        for metric, value in named.items():
-            if "doubleValue" in value:
-                number = float(value["doubleValue"])
-                values[metric_name(metric, sub_key, class_names)] = round(number, 4)
-                if sub_key and metric == "f1_score" and number == number:
-                    per_class_f1.append(number)
-    if per_class_f1:
-        values["macro_f1_score"] = round(sum(per_class_f1) / len(per_class_f1), 4)
-    return values
+VERDICT_FILE = "verdict.json"
 
 
 def bar_chart(values: dict, width: int = 640, bar: int = 16) -> Image.Image:
@@ -84,54 +60,71 @@ def confusion_image(matrix: np.ndarray, names: Sequence[str], cell: int = 24) ->
     return image
 
 
-def confusion_matrix(entries: Sequence[dict], names: Sequence[str]) -> np.ndarray:
-    """A dense matrix from TFMA ``multiClassConfusionMatrixAtThresholds`` entries."""
-    matrix = np.zeros((len(names), len(names)))
-    for entry in entries:
-        actual, predicted = int(entry.get("actualClassId", 0)), int(
-            entry.get("predictedClassId", 0))
-        if 0 <= actual < len(names) and 0 <= predicted < len(names):
-            matrix[actual, predicted] += float(entry.get("numWeightedExamples", 0.0))
-    return matrix
+def _section_html(section: Section, index: int, output_dir: str) -> str:
+    parts = [f"<h2>{html.escape(section.title)}</h2>"]
+    if section.bars:
+        name = f"section_{index}_bars.png"
+        bar_chart(section.bars).save(os.path.join(output_dir, name))
+        parts.append(f"<img src='{name}'>")
+    if section.matrix is not None and len(section.names):
+        name = f"section_{index}_matrix.png"
+        confusion_image(section.matrix, section.names).save(os.path.join(output_dir, name))
+        parts.append(f"<img src='{name}'>")
+    if section.html:
+        parts.append(section.html)
+    return "\n".join(parts)
+
+
+def _copy_section(section_dir: str, output_dir: str) -> str:
+    """Copies an extra component's section files next to the report; returns its fragment."""
+    fragment = os.path.join(section_dir, SECTION_HTML)
+    if not os.path.isfile(fragment):
+        return ""
+    for name in os.listdir(section_dir):
+        source = os.path.join(section_dir, name)
+        if os.path.isfile(source) and name not in (SECTION_HTML, "index.html"):
+            shutil.copy(source, os.path.join(output_dir, name))
+    with open(fragment, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def write_report(output_dir: str, family: str, model_uri: str, blessed: bool,
-                 failures: Sequence[str], overall: dict, per_class: dict,
-                 per_class_metric: str, confusion: Optional[np.ndarray] = None,
-                 class_names: Sequence[str] = (), attention_dir: Optional[str] = None) -> str:
-    """Writes ``index.html`` (and its PNGs) into ``output_dir``; returns the HTML path."""
+                 summary: EvaluationSummary, blessing_metric: str = "",
+                 section_dir: Optional[str] = None) -> str:
+    """Writes ``index.html`` (and its PNGs) and ``verdict.json`` into ``output_dir``; returns
+    the HTML path."""
     os.makedirs(output_dir, exist_ok=True)
+    verdict = BLESSED if blessed else NOT_BLESSED
+    with open(os.path.join(output_dir, VERDICT_FILE), "w") as handle:
+        json.dump({"family": family, "model": model_uri, "verdict": verdict,
+                   "blessing_metric": blessing_metric,
+                   "blessing_metric_value": summary.overall.get(blessing_metric),
+                   "failures": list(summary.failures)}, handle, indent=2)
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
              f"<title>{html.escape(family)} evaluation</title><style>body{{font-family:"
              "sans-serif}} td,th{padding:2px 10px;text-align:left}</style></head><body>",
              f"<h1>{html.escape(family)} evaluation</h1>",
-             f"<p>Model {html.escape(model_uri)}: <b>{'blessed' if blessed else 'NOT blessed'}"
-             "</b></p>"]
-    if failures:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in failures) +
-                     "</ul>")
+             f"<p>Model {html.escape(model_uri)}: <b id='verdict' data-verdict='{verdict}'>"
+             f"{'blessed' if blessed else 'NOT blessed'}</b></p>"]
+    if summary.failures:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in summary.failures)
+                     + "</ul>")
+    overall = {k: v for k, v in summary.overall.items() if "[" not in k}
     parts.append("<h2>Overall</h2><table>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{v:.4f}</td></tr>" for k, v in sorted(
             overall.items())) + "</table>")
-    if per_class:
-        bar_chart(per_class).save(os.path.join(output_dir, "per_class.png"))
-        parts.append(f"<h2>{html.escape(per_class_metric)} per class</h2>"
-                     "<img src='per_class.png'>")
-    if confusion is not None and len(class_names):
-        confusion_image(confusion, class_names).save(os.path.join(output_dir,
-                                                                  "confusion_matrix.png"))
-        parts.append("<h2>Confusion matrix (rows: true, columns: predicted; row-normalised)"
-                     "</h2><img src='confusion_matrix.png'>")
-    if attention_dir and os.path.isdir(attention_dir):
-        heatmaps = sorted(f for f in os.listdir(attention_dir) if f.startswith("heatmap_"))
-        parts.append("<h2>Attention per brand (sum per pixel, log scale)</h2>")
-        for name in heatmaps:
-            shutil.copy(os.path.join(attention_dir, name), os.path.join(output_dir, name))
-            brand = name[len("heatmap_"):-len(".png")]
-            parts.append(f"<figure style='display:inline-block'><img src='{name}'>"
-                         f"<figcaption>{html.escape(brand)}</figcaption></figure>")
+    for index, section in enumerate(summary.sections):
+        parts.append(_section_html(section, index, output_dir))
+    if section_dir and os.path.isdir(section_dir):
+        parts.append(_copy_section(section_dir, output_dir))
     parts.append("</body></html>")
     path = os.path.join(output_dir, "index.html")
-    with open(path, "w") as handle:
+    with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(parts))
     return path
+
+
+def read_verdict(report_dir: str) -> dict:
+    """The ``verdict.json`` a report folder holds."""
+    with open(os.path.join(report_dir, VERDICT_FILE), encoding="utf-8") as handle:
+        return json.load(handle)

@@ -4,7 +4,8 @@
 It takes the Trainer's model and the eval examples and writes an ``InfraBlessing``; the Pusher
 (given it as ``infra_blessing``) refuses to push a model the server could not load and answer.
 TFX's own InfraValidator needs Docker or Kubernetes to run TF Serving; this one runs the
-project's TF-Serving-compatible server as a subprocess.
+project's TF-Serving-compatible server as a subprocess. How it asks the candidate (signature,
+input, answer check) comes from the family's spec (``InfraProbe``) through the parameters.
 """
 
 import json
@@ -17,24 +18,27 @@ from tfx.types import artifact_utils, standard_artifacts
 from components.infra_validator import logic
 
 
-def _eval_examples(examples_artifact, count: int) -> list:
-    from serving.evaluate import record_dataset
-    split_uri = artifact_utils.get_split_uri([examples_artifact], "eval")
-    pattern = os.path.join(split_uri, "*")
-    return [record.numpy() for record in record_dataset(pattern).take(count)]
-
-
 @component
 def ServingInfraValidator(
         model: InputArtifact[standard_artifacts.Model],
         examples: InputArtifact[standard_artifacts.Examples],
         blessing: OutputArtifact[standard_artifacts.InfraBlessing],
+        signature_name: Parameter[str],
+        input_name: Parameter[str],
+        input_kind: Parameter[str],
+        check: Parameter[str],
         num_examples: Parameter[int] = 4,
         timeout_seconds: Parameter[int] = 180):
-    """Blesses ``model`` only if ``fashion serve`` loads it and answers real eval examples."""
-    serving_dir = os.path.join(model.uri, "Format-Serving")
-    report = logic.validate(serving_dir if os.path.isdir(serving_dir) else model.uri,
-                            _eval_examples(examples, num_examples), timeout_seconds)
+    """Blesses ``model`` only if the model server loads it and answers real eval examples."""
+    from tfx.utils import path_utils
+
+    from trainer.export.records import read_records
+    serving_dir = path_utils.serving_model_dir(model.uri)
+    records = read_records(os.path.join(artifact_utils.get_split_uri([examples], "eval"), "*"),
+                           num_examples)
+    probe = logic.Probe(signature_name, input_name, input_kind, check)
+    report = logic.validate(serving_dir if os.path.isdir(serving_dir) else model.uri, records,
+                            probe, timeout_seconds)
     blessing.set_int_custom_property("blessed", int(report.blessed))
     os.makedirs(blessing.uri, exist_ok=True)
     marker = "INFRA_BLESSED" if report.blessed else "INFRA_NOT_BLESSED"

@@ -1,11 +1,14 @@
 """Pure logic of the infra validation step: can the model server load and answer this model?
 
-Before a model is pushed, :func:`validate` starts ``fashion serve`` in a subprocess on the
-candidate SavedModel (copied as version 1 of a temporary base path, exactly as a server would see
-it after the push), waits until the version is AVAILABLE (which includes replaying its warm-up
-requests), sends one Predict built from real eval examples and checks the answer: one finite
-score row per example. Any failure (the server does not start, the version does not load, the
-request fails, the outputs are malformed) gives a refusal with the reason and the server's log.
+Before a model is pushed, :func:`validate` starts the model server (``python -m serving``, what
+``fashion serve`` runs) in a subprocess on the candidate SavedModel (copied as version 1 of a
+temporary base path, exactly as a server would see it after the push), waits until the version
+is AVAILABLE (which includes replaying its warm-up requests), sends one Predict built from real
+eval records as the family's :class:`Probe` says (which signature, fed the serialized examples
+or their images) and checks the answer with the probe's check (by default: one finite row per
+record in every float output). Any failure (the server does not start, the version does not
+load, the request fails, the outputs are malformed) gives a refusal with the reason and the
+server's log.
 """
 
 from __future__ import annotations
@@ -25,6 +28,28 @@ MODEL_NAME = "candidate"
 
 
 @dataclasses.dataclass(frozen=True)
+class Probe:
+    """How to ask the candidate (``trainer.families.spec.InfraProbe``, as parameters)."""
+
+    signature_name: str
+    input_name: str
+    input_kind: str  # "examples" or "images"
+    check: str  # dotted path of check(outputs, rows)
+
+    def inputs(self, records: list) -> dict:
+        """The request's inputs built from serialized eval records."""
+        from trainer.export.records import examples_to_images
+        from trainer.families.spec import EXAMPLES, IMAGES
+        if self.input_kind == EXAMPLES:
+            values = records
+        elif self.input_kind == IMAGES:
+            values = examples_to_images(records)
+        else:
+            raise ValueError(f"unknown probe input kind {self.input_kind!r}")
+        return {self.input_name: np.array(values, dtype=object)}
+
+
+@dataclasses.dataclass(frozen=True)
 class InfraReport:
     """The outcome of one infra validation."""
 
@@ -37,7 +62,7 @@ class InfraReport:
         return dataclasses.asdict(self)
 
 
-def check_outputs(outputs: dict, examples: int) -> None:
+def check_finite_rows(outputs: dict, examples: int) -> None:
     """Raises ValueError unless every float output has one finite row per example."""
     floats = {k: np.asarray(v) for k, v in outputs.items()
               if np.asarray(v).dtype.kind == "f"}
@@ -56,14 +81,17 @@ def _free_port() -> int:
     return portpicker.pick_unused_port()
 
 
-def validate(model_dir: str, examples: list, timeout_seconds: float = 180.0) -> InfraReport:
-    """Serves ``model_dir`` in a subprocess and checks one Predict on ``examples``."""
+def validate(model_dir: str, examples: list, probe: Probe,
+             timeout_seconds: float = 180.0) -> InfraReport:
+    """Serves ``model_dir`` in a subprocess and checks one Predict on ``examples`` (serialized
+    eval records) made and checked as ``probe`` says."""
+    from schemas.serving_api import is_complete_saved_model
     from serving.client import ServingClient, ServingClientError
-    from serving.model_manager import is_complete_saved_model
-    from serving.signatures import EXAMPLES_INPUT, SERVING_DEFAULT
+    from trainer.families.spec import resolve
     start = time.monotonic()
     if not examples:
         return InfraReport(False, "no eval examples to send", 0.0)
+    check = resolve(probe.check)
     if not is_complete_saved_model(model_dir):
         return InfraReport(False, f"{model_dir} is not a complete SavedModel (graph and every "
                            "variables shard)", 0.0)
@@ -74,7 +102,7 @@ def validate(model_dir: str, examples: list, timeout_seconds: float = 180.0) -> 
         port = _free_port()
         with open(log_path, "w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "fashion_cli", "serve", f"--model_name={MODEL_NAME}",
+                [sys.executable, "-m", "serving", f"--model_name={MODEL_NAME}",
                  f"--model_base_path={base}", f"--port={port}", "--rest_api_port=0"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -95,12 +123,11 @@ def validate(model_dir: str, examples: list, timeout_seconds: float = 180.0) -> 
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"not AVAILABLE after {timeout_seconds:.0f} s")
                     time.sleep(0.5)
-                outputs = client.predict(
-                    MODEL_NAME, {EXAMPLES_INPUT: np.array(examples, dtype=object)},
-                    SERVING_DEFAULT)
-                check_outputs(outputs, len(examples))
-            reason = (f"served by fashion serve and answered {len(examples)} eval examples "
-                      f"through {SERVING_DEFAULT}")
+                outputs = client.predict(MODEL_NAME, probe.inputs(examples),
+                                         probe.signature_name)
+                check(outputs, len(examples))
+            reason = (f"served by the model server and answered {len(examples)} eval records "
+                      f"({probe.input_kind}) through {probe.signature_name}")
             blessed = True
         except (RuntimeError, TimeoutError, ValueError, ServingClientError, OSError) as err:
             blessed = False

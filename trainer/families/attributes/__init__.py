@@ -1,0 +1,2 @@
+"""The multi-label EfficientNet attribute tagger family (sigmoid per attribute, masked partial
+labels)."""

@@ -1,0 +1,1 @@
+"""The brand study's VGG16 spatial-attention brand classifier family."""

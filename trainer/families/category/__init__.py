@@ -1,0 +1,1 @@
+"""The EfficientNet garment-category classifier family (single label, softmax)."""
