@@ -35,7 +35,8 @@ class _Loader:
 
 def test_completeness_check(tmp_path):
     assert serving_api.is_complete_saved_model(str(_push(tmp_path, 1)))
-    assert not serving_api.is_complete_saved_model(str(_push(tmp_path, 2, complete=False, shards=2)))
+    assert not serving_api.is_complete_saved_model(
+        str(_push(tmp_path, 2, complete=False, shards=2)))
     (tmp_path / "3").mkdir()
     assert not serving_api.is_complete_saved_model(str(tmp_path / "3"))
     (tmp_path / "notes").mkdir()

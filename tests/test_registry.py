@@ -15,8 +15,8 @@ from tfx.types import standard_artifacts
 import pipeline_config as pc
 from pipeline.pipeline import create_pipeline
 from trainer.families import registry
-from trainer.families.spec import (CompositeSpec, ComponentSpec, EvaluationSpec, FamilySpec,
-                                   InfraProbe, examples_signature)
+from trainer.families.spec import (CUSTOM, CompositeSpec, ComponentSpec, EvaluationSpec,
+                                   FamilySpec, InfraProbe, examples_signature)
 from toy_families.brightness.spec import SPEC as TOY_SPEC
 
 
@@ -89,6 +89,46 @@ def test_a_composite_is_wired_after_the_families_it_takes(tmp_path):
         assert "LookComposite" not in {c.id for c in without.components}
     finally:
         registry.unregister(look)
+
+
+@component
+def FixedVerdict(model: InputArtifact[standard_artifacts.Model],
+                 evaluation: OutputArtifact[standard_artifacts.ModelEvaluation],
+                 blessing: OutputArtifact[standard_artifacts.ModelBlessing]):
+    """A stand-in custom evaluator (e.g. COCO metrics, where TFMA has none)."""
+    from trainer.evaluation.reports import record_blessing
+    record_blessing(blessing, True)
+
+
+def custom_evaluator(config, examples, model, baseline_model):
+    """The custom evaluator's factory (the spec's ``evaluation.factory``)."""
+    return FixedVerdict(model=model)
+
+
+def test_a_custom_evaluator_blesses_for_the_pusher(tmp_path):
+    from tfx.dsl.compiler import compiler
+    custom = dataclasses.replace(TOY_SPEC, name="custom_brightness", evaluation=EvaluationSpec(
+        CUSTOM, f"{__name__}.custom_evaluator", "r2"))
+    registry.register(custom)
+    try:
+        config = pc.get_config("smoke", workspace=str(tmp_path), families=("custom_brightness",))
+        ir = compiler.Compiler().compile(create_pipeline(config))
+        nodes = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
+        assert "CustomBrightnessEvaluator" in nodes["CustomBrightnessPusher"].upstream_nodes
+        assert "CustomBrightnessEvaluator" in nodes[
+            "CustomBrightnessEvaluationReport"].upstream_nodes
+    finally:
+        registry.unregister(custom)
+
+
+def test_record_blessing_writes_what_the_pusher_and_the_summary_read(tmp_path):
+    from trainer.evaluation.reports import is_blessed, record_blessing
+    for blessed in (True, False):
+        artifact = standard_artifacts.ModelBlessing()
+        artifact.uri = str(tmp_path / str(blessed))
+        record_blessing(artifact, blessed)
+        assert artifact.get_int_custom_property("blessed") == int(blessed)
+        assert is_blessed(artifact.uri) is blessed
 
 
 def _spec(**changes):

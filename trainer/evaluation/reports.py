@@ -74,6 +74,16 @@ def flatten_metrics(metrics: dict, class_names: Sequence[str] = ()) -> dict:
     return values
 
 
+def record_blessing(blessing, blessed: bool) -> None:
+    """Records a verdict on a ModelBlessing artifact as TFX's Evaluator does: the ``blessed``
+    custom property the Pusher checks, and a BLESSED or NOT_BLESSED file (for a custom
+    evaluator component)."""
+    blessing.set_int_custom_property("blessed", int(blessed))
+    os.makedirs(blessing.uri, exist_ok=True)
+    with open(os.path.join(blessing.uri, BLESSED if blessed else NOT_BLESSED), "w"):
+        pass
+
+
 def is_blessed(blessing_uri: str) -> bool:
     """The verdict a ModelBlessing artifact's folder records (TFX writes BLESSED or
     NOT_BLESSED)."""

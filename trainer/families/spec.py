@@ -17,8 +17,8 @@ import dataclasses
 import importlib
 from typing import Optional
 
-from schemas.serving_api import (CLASSIFY_INPUTS, EXAMPLES_INPUT, IMAGES_INPUT, PREDICT_METHOD,
-                                 SERVING_DEFAULT)
+from schemas.serving_api import (CLASSIFY_INPUTS, CLASSIFY_METHOD, EXAMPLES_INPUT, IMAGES_INPUT,
+                                 PREDICT_METHOD, SERVING_DEFAULT)
 
 # How a signature's (or an infra-validation probe's) input is made from eval records.
 EXAMPLES = "examples"  # the records' serialized tf.Examples, as they are
@@ -73,8 +73,9 @@ class EvaluationSpec:
 
     ``kind`` TFMA: ``factory(config) -> tfma.EvalConfig`` feeds TFX's Evaluator. ``kind`` CUSTOM:
     ``factory(config, examples, model, baseline_model) -> component`` whose outputs
-    ``evaluation`` (ModelEvaluation) and ``blessing`` (ModelBlessing) the report and the Pusher
-    use. ``blessing_metric`` names the metric the config's ``blessing_threshold`` and
+    ``evaluation`` (ModelEvaluation) and ``blessing`` (ModelBlessing, written with
+    ``trainer.evaluation.reports.record_blessing``) the report and the Pusher use.
+    ``blessing_metric`` names the metric the config's ``blessing_threshold`` and
     ``min_improvement`` apply to, as the run summary names it.
     """
 
@@ -118,8 +119,9 @@ class FamilySpec:
       quality_metric, baseline_metric: the offline evaluator's headline figure and the figure a
         model that ignores the image reaches on the same records (majority class, frequent
         tags, ...), printed side by side; a model that learned beats the baseline.
-      report: ``content(evaluation_uri, model_uri) -> components.evaluation_report.logic.
-        ReportContent``: the sections of its evaluation report.
+      report: ``report(evaluation_uri, model_uri) -> trainer.evaluation.reports.
+        EvaluationSummary``: what its evaluation says (metrics per slice, failed thresholds)
+        and the sections of its evaluation report; the run summary reads it too.
       headline_metrics: the metrics the run summary prints for it.
       extra_components: components its branch adds.
       accelerator_case: ``case(config, source_size) -> trainer.checks.AcceleratorCase`` for
@@ -198,7 +200,6 @@ class CompositeSpec:
 
 def classify_signature(name: str) -> SignatureSpec:
     """A TF Serving classify signature on serialized tf.Examples."""
-    from schemas.serving_api import CLASSIFY_METHOD
     return SignatureSpec(name, CLASSIFY_INPUTS, EXAMPLES, CLASSIFY_METHOD)
 
 
