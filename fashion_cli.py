@@ -334,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="compute a family's metrics for a pushed model")
-    e.add_argument("--family", default=_family_names()[0], choices=_family_names(),
+    families = _family_names()
+    e.add_argument("--family", default=families[0], choices=families,
                    help="a registered model family")
     e.add_argument("--model", required=True, help="a SavedModel or a folder of versions")
     e.add_argument("--data", required=True, help="TFRecord glob of contract records")

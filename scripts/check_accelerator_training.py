@@ -80,7 +80,7 @@ def check_family(spec, args) -> dict:
                                            1), (eval_x, eval_y),
         phases=transfer.phases(config.transfer_mode, config.epochs, config.fine_tune_layers,
                                config.frozen_epochs),
-        steps_per_epoch=args.steps, monitor=case.monitor, mode=case.mode, callbacks=(counter,))
+        steps_per_epoch=args.steps, monitor="val_loss", mode="min", callbacks=(counter,))
     train_s = time.perf_counter() - started
     scores = np.asarray(model.predict(eval_x, batch_size=args.batch_size, verbose=0))
     backbone = transfer.find_backbone(model)

@@ -14,14 +14,11 @@ import keras
 class AcceleratorCase:
     """A family's model and training glue on random in-memory data: ``model`` built and
     ``compile_model`` made by the family's own trainer code; ``batch(rng, rows)`` draws
-    ``(images, labels)``; ``monitor``/``mode`` is the validation metric early stopping
-    watches; ``probabilities_sum_to_one`` for a softmax head."""
+    ``(images, labels)``; ``probabilities_sum_to_one`` for a softmax head."""
 
     model: keras.Model
     compile_model: Callable
     batch: Callable
-    monitor: str = "val_loss"
-    mode: str = "min"
     probabilities_sum_to_one: bool = True
 
 

@@ -32,7 +32,9 @@ import tensorflow as tf
 from schemas.serving_api import (CLASS_NAMES_ASSET, CLASSES_OUTPUT, CLASSIFY, CLASSIFY_INPUTS,
                                  CLASSIFY_METHOD, EXAMPLES_INPUT, IMAGES_INPUT, SCORES_OUTPUT,
                                  SERVING_DEFAULT, SERVING_IMAGES, TRANSFORM_FEATURES)
-from trainer import checkpoints, input_pipeline, training, transfer
+from absl import logging
+
+from trainer import checkpoints, checks, input_pipeline, training, transfer
 from trainer.export import saved_model, warmup
 from trainer.export.records import image_example
 
@@ -135,6 +137,36 @@ def fit_and_export(fn_args, family: str, job: TrainingJob, model, compile_model:
     (export or export_classifier)(fn_args.serving_model_dir, model, job, family, warmup_images)
     training.write_history(fn_args.model_run_dir, history)
     return history
+
+
+def train_and_export(fn_args, family: str, config_class, label_key: str, build_model: Callable,
+                     compiler: Callable, monitor: str, export: Optional[Callable] = None,
+                     **labels) -> training.History:
+    """A classifier family's whole ``run_fn``: :func:`prepare` (``labels``: its ``vocabulary``
+    or ``label_names``), ``build_model(config, num_labels, stored_size)`` inside the
+    distribution scope, ``compiler(config, scope, num_labels)``, then :func:`fit_and_export`."""
+    job = prepare(fn_args, family, config_class, label_key, **labels)
+    scope = training.distribution_scope()
+    with scope():
+        model = build_model(job.config, len(job.label_names), job.stored_size)
+    logging.info("%s: %d labels, %d training examples, %d steps/epoch", family,
+                 len(job.label_names), job.train_examples, job.steps_per_epoch)
+    return fit_and_export(fn_args, family, job, model,
+                          compiler(job.config, scope, len(job.label_names)), monitor, export)
+
+
+def accelerator_case(build_model: Callable, compiler: Callable, config, source_size: int,
+                     num_labels: int, batch: Optional[Callable] = None,
+                     probabilities_sum_to_one: bool = True) -> checks.AcceleratorCase:
+    """A classifier family's model and training glue on random images (``batch``, default:
+    random class ids), built as its ``run_fn`` builds them."""
+    scope = training.distribution_scope()
+    with scope():
+        model = build_model(config, num_labels, source_size)
+    return checks.AcceleratorCase(
+        model, compiler(config, scope, num_labels),
+        batch or checks.single_label_batches(num_labels, source_size),
+        probabilities_sum_to_one=probabilities_sum_to_one)
 
 
 def single_label_compiler(config, scope):

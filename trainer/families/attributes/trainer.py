@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from absl import logging
-
 from schemas import features as F
 from trainer import augmentation, checks, training
 from trainer.families.attributes import model as tagger
@@ -23,24 +21,20 @@ def run_fn(fn_args) -> None:
     ``fn_args.custom_config`` carries ``{"attributes": asdict(AttributesConfig),
     "stored_size": int, "checkpoint_root": str}``.
     """
-    job = classifier.prepare(fn_args, FAMILY, AttributesConfig, ATTRIBUTE_LABELS,
-                             label_names=F.ATTRIBUTE_VOCABULARY)
-    config = job.config
-    groups = tagger.exclusive_groups(job.label_names, config.exclusive_families)
-    scope = training.distribution_scope()
-    with scope():
-        model = build_model(config, len(job.label_names), job.stored_size)
-    logging.info("attributes: %d attributes, %d training examples, %d steps/epoch",
-                 len(job.label_names), job.train_examples, job.steps_per_epoch)
+    classifier.train_and_export(fn_args, FAMILY, AttributesConfig, ATTRIBUTE_LABELS,
+                                build_model, compiler, "val_macro_f1", export=export,
+                                label_names=F.ATTRIBUTE_VOCABULARY)
 
-    def export(export_dir, model, job, model_name, warmup_images):
-        return classifier.export_classifier(
-            export_dir, model, job, model_name, warmup_images,
-            extra_outputs=lambda scores: {TAGS_OUTPUT: tagger.decode(scores, groups,
-                                                                     config.threshold)})
-    classifier.fit_and_export(fn_args, FAMILY, job, model,
-                              compiler(config, scope, len(job.label_names)), "val_macro_f1",
-                              export=export)
+
+def export(export_dir: str, model, job: classifier.TrainingJob, model_name: str,
+           warmup_images) -> str:
+    """The classifier export plus ``tags``: decoded at the configured threshold, at most one
+    per exclusive attribute family."""
+    groups = tagger.exclusive_groups(job.label_names, job.config.exclusive_families)
+    return classifier.export_classifier(
+        export_dir, model, job, model_name, warmup_images,
+        extra_outputs=lambda scores: {TAGS_OUTPUT: tagger.decode(scores, groups,
+                                                                 job.config.threshold)})
 
 
 def build_model(config: AttributesConfig, num_attributes: int, source_size: int):
@@ -85,9 +79,7 @@ def partial_label_batches(num_attributes: int, source_size: int, unknown_share: 
 def accelerator_case(config: AttributesConfig, source_size: int,
                      num_attributes: int = 60) -> checks.AcceleratorCase:
     """The tagger and its training glue on random images with partial labels."""
-    scope = training.distribution_scope()
-    with scope():
-        model = build_model(config, num_attributes, source_size)
-    return checks.AcceleratorCase(model, compiler(config, scope, num_attributes),
-                                  partial_label_batches(num_attributes, source_size),
-                                  probabilities_sum_to_one=False)
+    return classifier.accelerator_case(build_model, compiler, config, source_size,
+                                       num_attributes,
+                                       partial_label_batches(num_attributes, source_size),
+                                       probabilities_sum_to_one=False)

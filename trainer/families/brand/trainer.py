@@ -8,10 +8,9 @@ from typing import Sequence
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from schemas.serving_api import IMAGES_INPUT, SCORES_OUTPUT
-from trainer import augmentation, checks, training
+from trainer import augmentation, checks
 from trainer.export import warmup
 from trainer.families.brand.config import BrandConfig
 from trainer.families.brand.features import BRAND_LABEL, BRAND_VOCABULARY
@@ -29,16 +28,9 @@ def run_fn(fn_args) -> None:
     ``fn_args.custom_config`` carries ``{"brand": asdict(BrandConfig), "stored_size": int,
     "checkpoint_root": str}``.
     """
-    job = classifier.prepare(fn_args, FAMILY, BrandConfig, BRAND_LABEL,
-                             vocabulary=BRAND_VOCABULARY)
-    config = job.config
-    scope = training.distribution_scope()
-    with scope():
-        model = build_model(config, len(job.label_names), job.stored_size)
-    logging.info("brand: %d brands, %d training examples, %d steps/epoch",
-                 len(job.label_names), job.train_examples, job.steps_per_epoch)
-    classifier.fit_and_export(fn_args, FAMILY, job, model, compiler(config, scope),
-                              "val_accuracy", export=export)
+    classifier.train_and_export(fn_args, FAMILY, BrandConfig, BRAND_LABEL, build_model,
+                                compiler, "val_accuracy", export=export,
+                                vocabulary=BRAND_VOCABULARY)
 
 
 def build_model(config: BrandConfig, num_brands: int, source_size: int) -> keras.Model:
@@ -52,7 +44,7 @@ def build_model(config: BrandConfig, num_brands: int, source_size: int) -> keras
         config.weights)
 
 
-def compiler(config: BrandConfig, scope):
+def compiler(config: BrandConfig, scope, num_brands: int):
     """``compile_model`` of the classifier: cross-entropy and accuracy."""
     return classifier.single_label_compiler(config, scope)
 
@@ -87,8 +79,4 @@ def export(export_dir: str, model, job: classifier.TrainingJob, model_name: str,
 def accelerator_case(config: BrandConfig, source_size: int,
                      num_brands: int = 6) -> checks.AcceleratorCase:
     """The classifier and its training glue on random images (accelerator check)."""
-    scope = training.distribution_scope()
-    with scope():
-        model = build_model(config, num_brands, source_size)
-    return checks.AcceleratorCase(model, compiler(config, scope),
-                                  checks.single_label_batches(num_brands, source_size))
+    return classifier.accelerator_case(build_model, compiler, config, source_size, num_brands)
