@@ -1,5 +1,5 @@
 """``fashion``: the project's command line (generate, convert, run, compile, serve, predict,
-evaluate).
+evaluate, weights).
 
 Heavy libraries (TensorFlow, TFX) are imported inside the subcommands that need them, so
 ``fashion --help`` answers at once.
@@ -121,7 +121,13 @@ def cmd_run(args) -> int:
         print(f"fashion run: error: {err}", file=sys.stderr)
         return 2, None
     from pipeline import runner
-    summary = runner.run(config, log=lambda message: print(message, file=sys.stderr, flush=True))
+    from trainer.weights import WeightsUnavailableError
+    try:
+        summary = runner.run(config,
+                             log=lambda message: print(message, file=sys.stderr, flush=True))
+    except (WeightsUnavailableError, FileNotFoundError) as err:
+        print(f"fashion run: error: {err}", file=sys.stderr)
+        return 2, None
     from trainer.families import registry
     lines = [f"pipeline finished in {summary['seconds']} s",
              f"  ML Metadata: {summary['metadata']}"]
@@ -254,6 +260,33 @@ def cmd_evaluate(args) -> int:
     return 0, _render(args, result, "\n".join(text))
 
 
+def cmd_weights(args) -> int:
+    from trainer import weights
+    if args.action == "list":
+        rows = weights.preset_rows()
+        text = []
+        for row in rows:
+            text += [f"{row['name']}  (builder {row['builder']}, license {row['license']})",
+                     f"  package:    {row['package']}", f"  provenance: {row['provenance']}"]
+            text += [f"  note:       {row['note']}"] if row["note"] else []
+        text.append("use with --set <family>.weights=<name>; 'none' trains from scratch")
+        return 0, _render(args, {"presets": rows}, "\n".join(text))
+    if not args.output:
+        print("fashion weights convert: error: --output FILE.weights.h5 is required",
+              file=sys.stderr)
+        return 2, None
+    from trainer.backbones import efficientnet_lite
+    try:
+        preset = weights.resolve_weights(args.preset, "efficientnet-lite0")
+        path = efficientnet_lite.convert_torch_checkpoint(preset.path(), args.output)
+    except (weights.WeightsUnavailableError, ValueError) as err:
+        print(f"fashion weights convert: error: {err}", file=sys.stderr)
+        return 2, None
+    return 0, _render(args, {"preset": args.preset, "output": path},
+                      f"wrote the Keras weights of {args.preset} (full model, ImageNet top) to "
+                      f"{path}")
+
+
 def _family_names() -> tuple:
     from trainer.families import registry
     return registry.family_names()
@@ -345,6 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(attribute families a record does not annotate are masked anyway)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
+
+    w = sub.add_parser("weights", help="list the pretrained weight presets shipped in packages, "
+                                       "or convert one to a Keras .weights.h5")
+    w.add_argument("action", choices=("list", "convert"))
+    w.add_argument("preset", nargs="?", default="efficientnet-lite0-imagenet",
+                   help="convert: the preset to convert (a PyTorch checkpoint)")
+    w.add_argument("--output", default=None, help="convert: the .weights.h5 file to write")
+    w.add_argument("--json", action="store_true", help="print JSON")
+    w.set_defaults(func=cmd_weights)
     return parser
 
 

@@ -22,7 +22,12 @@ import types
 from typing import Mapping, Optional
 
 OPTIMIZERS = ("adam", "rmsprop", "adamw")
-PROFILES = ("smoke", "default", "full")
+PROFILES = ("smoke", "default", "full", "ccp")
+# Data profiles: another data source, the families that have a preset for it, and every other
+# setting from a base profile.
+DATA_PROFILES = {"ccp": "default"}
+DATA_SOURCES = ("synthetic", "ccp")
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 class ConfigError(ValueError):
@@ -54,6 +59,10 @@ class DataConfig:
     """Where records come from and how the embedded synthetic catalog is made."""
 
     catalog_root: str = ""  # empty: <workspace>/catalog
+    # What an empty catalog is filled with: the embedded synthetic catalog, or the CCP photos
+    # converted from ccp_dir (empty: ../shared/datasets/ccp beside the repository).
+    source: str = "synthetic"
+    ccp_dir: str = ""
     synthetic_images: int = 1200
     synthetic_seed: int = 7
     synthetic_image_size: int = 256
@@ -65,6 +74,13 @@ class DataConfig:
         check(32 <= self.synthetic_image_size <= 1024, "synthetic_image_size must be 32..1024")
         check(0.0 < self.eval_fraction < 0.9, "eval_fraction must be in (0, 0.9)")
         check(self.num_shards >= 1, "num_shards must be >= 1")
+        check(self.source in DATA_SOURCES, f"data source must be one of {DATA_SOURCES}")
+
+    @property
+    def resolved_ccp_dir(self) -> str:
+        """Where the CCP data set is read from."""
+        return _resolve(self.ccp_dir or os.path.join(REPO_ROOT, "..", "shared", "datasets",
+                                                     "ccp"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +125,9 @@ class TrainingConfig:
     differ). Training resumes after an interruption from checkpoints in the workspace.
     """
 
-    weights: str = "none"  # 'none', 'imagenet' or a path to a backbone .weights.h5 file
+    # 'none', 'imagenet', a preset shipped in a pip package (`fashion weights list`) or the
+    # path of a backbone .weights.h5 file.
+    weights: str = "none"
     dropout: float = 0.5
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -124,6 +142,10 @@ class TrainingConfig:
     transfer_mode: str = "fine_tune"
     fine_tune_layers: int = 0
     frozen_epochs: int = 0
+    fine_tune_learning_rate: float = 0.0  # hybrid's fine-tuning phase; 0: learning_rate
+    # Frozen-backbone phases run the trunk once and train the head on cached features: 0 turns
+    # that off, 1 caches the training images as they are, n > 1 adds n - 1 augmented copies.
+    cached_feature_views: int = 0
     imbalance: str = "none"
     # Caps each class weight (imbalance=class_weights): a class with a few examples would
     # otherwise outweigh the rest and the model would predict it everywhere. 0: no cap.
@@ -144,6 +166,8 @@ class TrainingConfig:
         check(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
         check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}")
         check(0.0 < self.learning_rate < 1.0, "learning_rate must be in (0, 1)")
+        check(0.0 <= self.fine_tune_learning_rate < 1.0,
+              "fine_tune_learning_rate must be in [0, 1)")
         check(self.batch_size >= 1 and self.epochs >= 1, "batch_size and epochs must be >= 1")
         check(self.steps_per_epoch >= 0 and self.eval_steps >= 0, "steps must be >= 0")
         check(self.early_stopping_patience >= 0 and self.early_stopping_start_epoch >= 0,
@@ -151,6 +175,7 @@ class TrainingConfig:
         check(self.transfer_mode in TRANSFER_MODES,
               f"transfer_mode must be one of {TRANSFER_MODES}")
         check(self.fine_tune_layers >= 0, "fine_tune_layers must be >= 0")
+        check(0 <= self.cached_feature_views <= 16, "cached_feature_views must be 0..16")
         check(self.transfer_mode != "hybrid" or 0 < self.frozen_epochs < self.epochs,
               "hybrid transfer needs 0 < frozen_epochs < epochs")
         check(self.imbalance in IMBALANCE_STRATEGIES,
@@ -258,10 +283,14 @@ def _pipeline_profile(profile: str) -> dict:
     if profile == "smoke":
         return {"data": DataConfig(synthetic_images=60, synthetic_image_size=96, num_shards=2),
                 "transform": TransformConfig(stored_size=32)}
+    if profile == "ccp":
+        # CCP photos are 550×830 portraits: letterboxed to 128 px, a garment crop keeps detail.
+        return {"data": DataConfig(source="ccp", num_shards=2),
+                "transform": TransformConfig(stored_size=128)}
     if profile == "default":
-        # ~4k images are the least from which a from-scratch EfficientNet generalises on the
-        # synthetic catalog (1.5k are memorised).
-        return {"data": DataConfig(synthetic_images=4000, synthetic_image_size=256),
+        # Pretrained trunks learn the synthetic catalog from 2k images (from scratch, 4k were
+        # the least that generalised).
+        return {"data": DataConfig(synthetic_images=2000, synthetic_image_size=256),
                 "transform": TransformConfig(stored_size=96)}
     return {"data": DataConfig(synthetic_images=20000, synthetic_image_size=256),
             "transform": TransformConfig(stored_size=240),
@@ -280,9 +309,14 @@ def get_config(profile: str = "default", workspace: Optional[str] = None,
     # The registry imports the families' config modules, which import this one: import it here.
     from trainer.families import registry
     specs = registry.family_specs()
-    config = PipelineConfig(profile=profile, families=tuple(spec.name for spec in specs),
-                            family_configs={spec.name: spec.preset(profile) for spec in specs},
-                            **_pipeline_profile(profile))
+    base = DATA_PROFILES.get(profile, profile)
+    # A data profile trains the families that have a preset for its data.
+    trained = [spec for spec in specs if profile in spec.presets] if base != profile else specs
+    config = PipelineConfig(
+        profile=profile, families=tuple(spec.name for spec in trained),
+        family_configs={spec.name: spec.preset(profile if profile in spec.presets else base)
+                        for spec in specs},
+        **_pipeline_profile(profile))
     if workspace is not None:
         overrides["workspace"] = workspace
     return dataclasses.replace(config, **overrides) if overrides else config

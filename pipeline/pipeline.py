@@ -52,10 +52,19 @@ def _evaluator(spec: FamilySpec, family_config, examples, model, baseline_model)
     return resolve(spec.evaluation.factory)(family_config, examples, model, baseline_model)
 
 
-def family_branch(config: PipelineConfig, spec: FamilySpec, example_gen, schema_gen,
+def example_source(config: PipelineConfig, spec: FamilySpec, records):
+    """The component deriving ``spec``'s own examples (its ``examples`` output) from the
+    ``records`` channel, or None when the family takes the records as they are."""
+    if not spec.example_source:
+        return None
+    source = resolve(spec.example_source)(config.family(spec.name), records)
+    return source.with_id(spec.node_id("Examples")) if source is not None else None
+
+
+def family_branch(config: PipelineConfig, spec: FamilySpec, examples, schema_gen,
                   transform) -> tuple[list, dict]:
-    """The nodes of ``spec``'s branch, and the channels a composite node may take from it."""
-    examples = example_gen.outputs["examples"]
+    """The nodes of ``spec``'s branch (trained on the ``examples`` channel), and the channels a
+    composite node may take from it."""
     transformed = spec.transform_fragment is not None
     trainer = tfx.components.Trainer(
         run_fn=spec.run_fn,
@@ -107,6 +116,13 @@ def family_branch(config: PipelineConfig, spec: FamilySpec, example_gen, schema_
     return nodes, channels
 
 
+def _transform(config: PipelineConfig, examples, schema_gen, specs, node_id: str):
+    return tfx.components.Transform(
+        examples=examples, schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=transform_custom_config(config, specs)).with_id(node_id)
+
+
 def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
                     local_metadata: bool = True) -> tfx.dsl.Pipeline:
     """Builds the pipeline described by ``config`` (no component runs here).
@@ -127,20 +143,29 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
     gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
     components = [example_gen, statistics_gen, schema_gen, example_validator, gate]
 
+    records = example_gen.outputs["examples"]
+    sources = {spec.name: example_source(config, spec, records) for spec in specs}
+    on_records = [spec for spec in specs if sources[spec.name] is None]
     transform = None
-    if any(spec.transform_fragment for spec in specs):
-        transform = tfx.components.Transform(
-            examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-            preprocessing_fn=PREPROCESSING_FN,
-            custom_config=transform_custom_config(config, specs))
+    if any(spec.transform_fragment for spec in on_records):
+        transform = _transform(config, records, schema_gen, on_records, "Transform")
         components.append(transform)
         # The gate has no output artifact; this edge makes everything after it wait for (and
         # be skipped by the failure of) the gate.
         transform.add_upstream_node(gate)
     channels = {}
     for spec in specs:
-        nodes, channels[spec.name] = family_branch(config, spec, example_gen, schema_gen,
-                                                   transform)
+        source, family_transform, examples = sources[spec.name], transform, records
+        if source is not None:
+            source.add_upstream_node(gate)
+            examples = source.outputs["examples"]
+            components.append(source)
+            if spec.transform_fragment:
+                family_transform = _transform(config, examples, schema_gen, [spec],
+                                              spec.node_id("Transform"))
+                components.append(family_transform)
+        nodes, channels[spec.name] = family_branch(config, spec, examples, schema_gen,
+                                                   family_transform)
         if spec.transform_fragment is None:  # trains on raw examples: gated directly
             nodes[0].add_upstream_node(gate)
         components += nodes

@@ -16,14 +16,17 @@ from trainer.families.spec import resolve
 
 
 def ensure_catalog(config: PipelineConfig, log: Callable[[str], None] = print) -> Optional[dict]:
-    """Writes the embedded synthetic catalog as span 1 when the catalog root has no span yet.
+    """Writes span 1 when the catalog root has no span yet: the embedded synthetic catalog, or
+    the CCP photos converted from ``data.ccp_dir`` (``data.source``).
 
-    Returns the conversion summary (``to_json``) when data was generated, else None.
+    Returns the conversion summary (``to_json``) when data was written, else None.
     """
     if existing_spans(config.catalog_root):
         return None
-    from components.synthetic_catalog import generator
     data = config.data
+    if data.source == "ccp":
+        return _convert_ccp(config, log)
+    from components.synthetic_catalog import generator
     log(f"generating {data.synthetic_images} synthetic catalog images (seed {data.synthetic_seed})"
         f" into {config.catalog_root}")
     os.makedirs(config.catalog_root, exist_ok=True)
@@ -37,12 +40,29 @@ def ensure_catalog(config: PipelineConfig, log: Callable[[str], None] = print) -
     return writer.summary.to_json()
 
 
+def _convert_ccp(config: PipelineConfig, log: Callable[[str], None]) -> dict:
+    from components.catalog_import import ccp
+    source = config.data.resolved_ccp_dir
+    if not os.path.isdir(os.path.join(source, "photos")):
+        raise FileNotFoundError(f"the ccp profile reads the CCP data set from {source}, which "
+                                "has no photos/ folder; set --set data.ccp_dir=/path/to/ccp")
+    log(f"converting the CCP photos of {source} into {config.catalog_root}")
+    os.makedirs(config.catalog_root, exist_ok=True)
+    with SpanWriter(config.catalog_root, num_shards=config.data.num_shards,
+                    eval_fraction=config.data.eval_fraction) as writer:
+        details = ccp.convert(source, writer)
+    return {**writer.summary.to_json(), "ccp": details}
+
+
 def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
     """Runs the whole pipeline locally; returns a summary of what it produced."""
     from tfx import v1 as tfx
 
     from pipeline.pipeline import create_pipeline
+    from trainer.weights import resolve_weights
     start = time.monotonic()
+    for family in config.families:  # a missing weights package fails now, not in a Trainer
+        resolve_weights(config.family(family).weights)
     generated = ensure_catalog(config, log)
     os.makedirs(config.workspace_dir, exist_ok=True)
     log(f"running pipeline {config.name!r} (profile {config.profile}) in {config.workspace_dir}")

@@ -79,7 +79,7 @@ def check_family(spec, args) -> dict:
         model, case.compile_model, batches(case, args.batch_size * args.steps, args.batch_size,
                                            1), (eval_x, eval_y),
         phases=transfer.phases(config.transfer_mode, config.epochs, config.fine_tune_layers,
-                               config.frozen_epochs),
+                               config.frozen_epochs, config.fine_tune_learning_rate),
         steps_per_epoch=args.steps, monitor="val_loss", mode="min", callbacks=(counter,))
     train_s = time.perf_counter() - started
     scores = np.asarray(model.predict(eval_x, batch_size=args.batch_size, verbose=0))

@@ -29,7 +29,8 @@ def test_profiles_are_valid_and_round_trip(profile):
 def test_full_profile_runs_efficientnet_at_the_variant_size():
     category = pc.get_config("full").family("category")
     assert category.resolved_backbone_size == EFFICIENTNET_INPUT_SIZES[category.backbone]
-    assert pc.get_config("default").family("category").resolved_backbone_size == 96
+    # The default upsamples the stored 96 px to the pretrained Lite0's own 224.
+    assert pc.get_config("default").family("category").resolved_backbone_size == 224
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import pipeline_config as pc
 from components.catalog_import.records import to_example
 from components.catalog_import.spans import SpanWriter
 from components.evaluation_report.logic import read_verdict
@@ -66,7 +67,7 @@ def _eval_count(workspace):
 def test_every_component_ran(smoke_run):
     _, summary = smoke_run
     executions = _executions_by_node(summary["metadata"])
-    assert set(executions) == expected_nodes()
+    assert set(executions) == expected_nodes(pc.get_config("smoke"))
     for node, states in executions.items():
         assert "COMPLETE" in states, (node, states)
 
@@ -268,7 +269,8 @@ def test_schema_anomaly_blocks_training_and_pushing(tmp_path):
 
 
 def test_cli_help_for_every_subcommand():
-    for command in ("generate", "convert", "run", "compile", "serve", "predict", "evaluate"):
+    for command in ("generate", "convert", "run", "compile", "serve", "predict", "evaluate",
+                    "weights"):
         result = _fashion(command, "--help")
         assert "usage: fashion " + command in result.stdout
 

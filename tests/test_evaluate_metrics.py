@@ -48,6 +48,22 @@ def test_frequent_tags_baseline_is_the_best_constant_tagger():
     assert baseline == {"frequent_tags_micro_f1": pytest.approx(0.8), "frequent_tags_k": 2}
 
 
+def test_the_baseline_from_counts_masks_unknown_entries_alike():
+    """TFMA's metric computes the baseline from per-tag counts; it must agree with the
+    per-example computation, unknown entries excluded."""
+    from trainer.evaluation.metrics import frequent_tags_baseline_from_counts
+    rng = np.random.default_rng(3)
+    truth = (rng.random((200, 6)) < [0.6, 0.4, 0.3, 0.2, 0.1, 0.05]).astype(int)
+    known = (rng.random((200, 6)) < 0.7).astype(int)
+    expected = frequent_tags_baseline(truth, known)
+    positives = (truth.astype(bool) & known.astype(bool)).sum(axis=0)
+    assert frequent_tags_baseline_from_counts(positives, known.sum(axis=0)) == {
+        "frequent_tags_micro_f1": pytest.approx(expected["frequent_tags_micro_f1"]),
+        "frequent_tags_k": expected["frequent_tags_k"]}
+    # Entries that are unknown change the baseline: an all-known copy scores differently.
+    assert frequent_tags_baseline(truth, np.ones_like(truth)) != expected
+
+
 def test_classification_metrics_report_the_majority_baseline():
     scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
     result = classification_metrics(["x", "x", "y", "x"], scores, ["x", "y"])

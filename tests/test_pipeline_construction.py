@@ -8,7 +8,7 @@ import tensorflow_model_analysis as tfma
 from tfx.dsl.compiler import compiler
 
 import pipeline_config as pc
-from pipeline.pipeline import PREPROCESSING_FN, create_pipeline
+from pipeline.pipeline import PREPROCESSING_FN, create_pipeline, example_source
 from schemas import features as F
 from trainer.families import registry
 from trainer.families.category.features import CATEGORY_LABEL
@@ -18,13 +18,26 @@ BRANCH_STEPS = ("Trainer", "LatestBlessedModel", "Evaluator", "InfraValidator", 
                 "EvaluationReport")
 
 
-def expected_nodes(specs=SPECS) -> set:
+def own_examples(config, spec) -> bool:
+    """Whether ``spec`` trains on examples its own source component derives from the records."""
+    from tfx import v1 as tfx
+    records = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples)
+    return example_source(config, spec, records) is not None
+
+
+def transform_of(config, spec) -> str:
+    return spec.node_id("Transform") if own_examples(config, spec) else "Transform"
+
+
+def expected_nodes(config, specs=SPECS) -> set:
     nodes = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
              "AnomalyGate"}
-    if any(spec.transform_fragment for spec in specs):
+    if any(spec.transform_fragment and not own_examples(config, spec) for spec in specs):
         nodes.add("Transform")
     for spec in specs:
         nodes |= {spec.node_id(step) for step in BRANCH_STEPS}
+        if own_examples(config, spec):
+            nodes |= {spec.node_id("Examples"), spec.node_id("Transform")}
         nodes |= {spec.node_id(extra.id_suffix) for extra in spec.extra_components}
     return nodes
 
@@ -49,14 +62,17 @@ def nodes(ir):
     return {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}
 
 
-def test_nodes_in_topological_order(ir):
+def test_nodes_in_topological_order(ir, config):
     ids = [node.pipeline_node.node_info.id for node in ir.nodes]
-    assert set(ids) == expected_nodes() and len(ids) == len(set(ids))
+    assert set(ids) == expected_nodes(config) and len(ids) == len(set(ids))
     position = {node_id: i for i, node_id in enumerate(ids)}
     order = [("ExampleValidator", "AnomalyGate"), ("AnomalyGate", "Transform")]
     for spec in SPECS:
         node = spec.node_id
-        order += [("Transform", node("Trainer")), (node("Trainer"), node("Evaluator")),
+        if own_examples(config, spec):
+            order += [("AnomalyGate", node("Examples")), (node("Examples"), node("Transform"))]
+        order += [(transform_of(config, spec), node("Trainer")),
+                  (node("Trainer"), node("Evaluator")),
                   (node("Evaluator"), node("EvaluationReport")),
                   (node("Evaluator"), node("Pusher")), (node("Trainer"), node("InfraValidator")),
                   (node("InfraValidator"), node("Pusher"))]
@@ -72,9 +88,28 @@ def test_each_pusher_needs_its_evaluation_and_infra_blessings(nodes, spec):
     assert {"infra_blessing", "model_blessing"} <= set(pusher.inputs.inputs)
 
 
-def test_gate_blocks_everything_after_validation(nodes):
+def test_gate_blocks_everything_after_validation(nodes, config):
     assert "AnomalyGate" in nodes["Transform"].upstream_nodes
     assert "ExampleValidator" in nodes["AnomalyGate"].upstream_nodes
+    for spec in SPECS:
+        if own_examples(config, spec):
+            assert "AnomalyGate" in nodes[spec.node_id("Examples")].upstream_nodes
+
+
+def test_category_trains_and_is_evaluated_on_garment_crops(nodes, built, config):
+    """By default the category branch takes ObjectCrops' per-garment examples: its own
+    Transform, Trainer, Evaluator and infra validator read them; other families the records."""
+    category = registry.get("category")
+    crops = category.node_id("Examples")
+    for step in ("Transform", "Evaluator", "InfraValidator"):
+        assert crops in nodes[category.node_id(step)].upstream_nodes, step
+    transform = {c.id: c for c in built.components}[category.node_id("Transform")]
+    assert transform.exec_properties["custom_config"].count("trainer.families.") == 1
+    photos = dataclasses.replace(config, family_configs={
+        **config.family_configs, "category": dataclasses.replace(config.family("category"),
+                                                                 examples="photos")})
+    assert not own_examples(photos, category)
+    assert crops not in {c.id for c in create_pipeline(photos).components}
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
@@ -94,11 +129,12 @@ def test_each_branch_is_configured_from_its_spec_and_config(built, config, spec)
 
 
 def test_transform_runs_every_trained_familys_fragment(built, config):
-    transform = {c.id: c for c in built.components}["Transform"]
-    assert transform.exec_properties["preprocessing_fn"] == PREPROCESSING_FN
-    custom = transform.exec_properties["custom_config"]
+    components = {c.id: c for c in built.components}
     for spec in SPECS:
-        assert spec.transform_fragment in custom
+        transform = components[transform_of(config, spec)]
+        assert transform.exec_properties["preprocessing_fn"] == PREPROCESSING_FN
+        assert spec.transform_fragment in transform.exec_properties["custom_config"]
+    custom = components["Transform"].exec_properties["custom_config"]
     assert f'"stored_size": {config.transform.stored_size}' in custom
     assert built.beam_pipeline_args == config.beam.args()
 
@@ -113,7 +149,7 @@ def test_the_category_evaluation_slices_per_category_and_super_category(built):
 def test_families_can_be_chosen(config):
     only = create_pipeline(dataclasses.replace(config, families=("brand",)))
     brand = registry.get("brand")
-    assert {c.id for c in only.components} == expected_nodes([brand])
+    assert {c.id for c in only.components} == expected_nodes(config, [brand])
 
 
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.evaluation.kind == "tfma"],
@@ -185,7 +221,7 @@ def test_kubeflow_compilation_writes_a_pipeline_spec(tmp_path):
     assert config.pipeline_root == "gs://example-bucket/fashion/pipeline_root"
     path = compile_pipeline(config, "registry.example/fashion:1", str(tmp_path / "spec.json"))
     text = json.dumps(json.load(open(path)))
-    for node in expected_nodes():
+    for node in expected_nodes(config):
         assert node in text, node
     assert "registry.example/fashion:1" in text
     assert "gs://example-bucket/fashion/pipeline_root" in text

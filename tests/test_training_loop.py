@@ -155,3 +155,72 @@ def test_the_checkpoint_key_follows_the_data_not_its_files(tmp_path):
                                        [str(tmp_path / "run1-*")])
     assert other != kept and not os.path.exists(kept)  # superseded: removed
     assert checkpoints.checkpoint_dir("", "category", {}, []) is None
+
+
+def _cacheable_model(seed=0):
+    """augmentation → frozen 'backbone' → trunk_features → head (dropout, softmax)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((4,))
+    x = keras.Sequential([keras.layers.GaussianNoise(0.5)], name="augmentation")(inputs)
+    backbone = keras.Sequential([keras.layers.Dense(8, activation="relu")], name="backbone")
+    features = keras.layers.Identity(name=transfer.FEATURES_LAYER)(backbone(x))
+    outputs = keras.layers.Dense(2, activation="softmax", name="scores")(
+        keras.layers.Dropout(0.1)(features))
+    return keras.Model(inputs, outputs)
+
+
+def test_a_frozen_phase_trains_the_head_on_features_computed_once():
+    import tensorflow as tf
+
+    from trainer import feature_cache
+    x = np.random.default_rng(0).normal(size=(96, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int32")
+    once = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model = _cacheable_model()
+    backbone_before = [np.array(w) for w in model.get_layer("backbone").get_weights()]
+    trunk_calls = []
+    original_extract = feature_cache.extract
+
+    def counting_extract(extractor, dataset, views=1, augmentation=None):
+        features, labels = original_extract(extractor, dataset, views, augmentation)
+        trunk_calls.append(len(labels))
+        return features, labels
+
+    def compile_model(m):
+        m.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    feature_cache.extract = counting_extract
+    try:
+        history = training.fit(
+            model, compile_model, once.repeat(), once,
+            phases=transfer.phases("hybrid", 5, frozen_epochs=4, fine_tune_learning_rate=0.01),
+            steps_per_epoch=6, monitor="val_accuracy", patience=100,
+            caching=feature_cache.FeatureCaching(once, views=3, batch_size=16))
+    finally:
+        feature_cache.extract = original_extract
+    # The trunk ran once per cached view over the training data and once over the evaluation
+    # data, not once per epoch; then the fine-tuning phase trained everything at its own rate.
+    assert trunk_calls == [96 * 3, 96]
+    assert len(history["loss"]) == 5
+    assert history["val_accuracy"][3] > 0.8  # the head learned from cached features
+    assert model.optimizer.learning_rate.numpy() == pytest.approx(0.01)
+    assert not all(np.array_equal(a, b) for a, b in zip(
+        backbone_before, model.get_layer("backbone").get_weights()))
+
+
+def test_cached_views_beyond_the_first_are_augmented():
+    import tensorflow as tf
+
+    from trainer import feature_cache
+    model = _cacheable_model()
+    x = np.ones((8, 4), np.float32)
+    once = tf.data.Dataset.from_tensor_slices((x, np.zeros(8, np.int32))).batch(4)
+    extractor, head = feature_cache.split(model)
+    features, labels = feature_cache.extract(extractor, once, views=2,
+                                             augmentation=model.get_layer("augmentation"))
+    assert features.shape == (16, 8) and features.dtype == np.float16 and len(labels) == 16
+    plain, augmented = features[:8], features[8:]
+    assert np.allclose(plain, plain[0]) and not np.allclose(augmented, plain)
+    with pytest.raises(ValueError, match="augmentation"):
+        feature_cache.extract(extractor, once, views=2)

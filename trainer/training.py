@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import keras
 from absl import logging
 
-from trainer import transfer
+from trainer import feature_cache, transfer
 
 def _gfile():
     """``tf.io.gfile`` (checkpoints may live on gs:// on Kubeflow)."""
@@ -127,11 +127,15 @@ def set_mixed_precision(enabled: bool) -> None:
 def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train, evaluation, *,
         phases: list, steps_per_epoch: int, monitor: str, mode: str = "max",
         patience: int = 3, start_from_epoch: int = 0, class_weight: Optional[dict] = None,
-        checkpoint_dir: Optional[str] = None, callbacks: tuple = ()) -> History:
+        checkpoint_dir: Optional[str] = None, callbacks: tuple = (),
+        caching: Optional[feature_cache.FeatureCaching] = None) -> History:
     """Trains ``model`` through ``phases``; returns the merged history (``{metric: [...]}``).
 
     ``compile_model(model)`` compiles it (called again at each phase, since a change of
     trainable layers needs a recompile). ``monitor`` is a validation metric (``val_...``).
+    With ``caching``, a phase whose backbone is frozen trains only the model's head on trunk
+    features computed once (``trainer.feature_cache``; the model must name where its trunk
+    ends), with the caching's own steps per epoch.
     """
     backbones = transfer.find_backbones(model)
     if not backbones and any(p.trainable_layers is not None for p in phases):
@@ -146,7 +150,16 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
             if checkpoint_dir else None
         if backbones:
             transfer.set_trainable_layers(backbones, phase.trainable_layers)
-        compile_model(model)
+        trained, phase_train, phase_evaluation, phase_steps = (model, train, evaluation,
+                                                               steps_per_epoch)
+        if (caching is not None and phase.trainable_layers == 0 and feature_cache.supports(model)
+                and not (done and gfile.exists(done))):
+            cached = feature_cache.prepare(model, caching, evaluation, class_weight)
+            trained, phase_train, phase_evaluation, phase_steps = (
+                cached.head, cached.train, cached.evaluation, cached.steps_per_epoch)
+        compile_model(trained)
+        if phase.learning_rate is not None:
+            trained.optimizer.learning_rate = phase.learning_rate
         if done and gfile.exists(done):  # finished before an interruption: keep its result
             model.load_weights(os.path.join(checkpoint_dir, PHASE_WEIGHTS.format(index=index)))
             with gfile.GFile(done) as handle:
@@ -170,11 +183,11 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
                 backup, double_checkpoint=True, delete_checkpoint=True))
         # BackupAndRestore sets this when it resumes and Keras never clears it: a stale value
         # would make the next phase start at the wrong epoch.
-        model._initial_epoch = None
-        result = model.fit(train, epochs=epoch + phase.epochs, initial_epoch=epoch,
-                           steps_per_epoch=steps_per_epoch, validation_data=evaluation,
-                           class_weight=class_weight,
-                           callbacks=phase_callbacks + list(callbacks), verbose=2)
+        trained._initial_epoch = None
+        result = trained.fit(phase_train, epochs=epoch + phase.epochs, initial_epoch=epoch,
+                             steps_per_epoch=phase_steps, validation_data=phase_evaluation,
+                             class_weight=class_weight,
+                             callbacks=phase_callbacks + list(callbacks), verbose=2)
         phase_history = {k: [float(v) for v in values] for k, values in result.history.items()}
         for key, values in phase_history.items():
             history.setdefault(key, []).extend(values)

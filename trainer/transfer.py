@@ -15,18 +15,26 @@ import keras
 
 from pipeline_config import TRANSFER_MODES
 
+# The layer (an Identity) where a model's frozen trunk ends and its head begins: a
+# feature-extraction phase may compute everything before it once (trainer.feature_cache).
+FEATURES_LAYER = "trunk_features"
+
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
-    """``epochs`` of training with ``trainable_layers`` backbone layers unfrozen (None: all)."""
+    """``epochs`` of training with ``trainable_layers`` backbone layers unfrozen (None: all),
+    at ``learning_rate`` (None: the optimizer's configured rate)."""
 
     epochs: int
     trainable_layers: int | None
+    learning_rate: float | None = None
 
 
 def phases(mode: str, epochs: int, fine_tune_layers: int = 0,
-           frozen_epochs: int = 0) -> list[Phase]:
-    """The training phases of ``mode`` over ``epochs`` epochs."""
+           frozen_epochs: int = 0, fine_tune_learning_rate: float = 0.0) -> list[Phase]:
+    """The training phases of ``mode`` over ``epochs`` epochs; ``hybrid``'s fine-tuning phase
+    runs at ``fine_tune_learning_rate`` when it is set (pretrained weights want a smaller rate
+    than a new head)."""
     if mode not in TRANSFER_MODES:
         raise ValueError(f"unknown transfer mode {mode!r}; choose from {TRANSFER_MODES}")
     if epochs < 1:
@@ -39,7 +47,8 @@ def phases(mode: str, epochs: int, fine_tune_layers: int = 0,
     if not 0 < frozen_epochs < epochs:
         raise ValueError(f"hybrid needs 0 < frozen_epochs < epochs, got {frozen_epochs} of "
                          f"{epochs}")
-    return [Phase(frozen_epochs, 0), Phase(epochs - frozen_epochs, tune)]
+    return [Phase(frozen_epochs, 0),
+            Phase(epochs - frozen_epochs, tune, fine_tune_learning_rate or None)]
 
 
 def find_backbones(model: keras.Model) -> list:

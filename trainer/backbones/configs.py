@@ -7,7 +7,8 @@ import dataclasses
 from pipeline_config import TrainingConfig, check
 
 EFFICIENTNET_INPUT_SIZES = {"b0": 224, "b1": 240, "b2": 260, "b3": 300, "b4": 380, "b5": 456,
-                            "b6": 528, "b7": 600}
+                            "b6": 528, "b7": 600, "lite0": 224, "lite1": 240, "lite2": 260,
+                            "lite3": 280, "lite4": 300}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,14 +1,18 @@
-"""EfficientNet trunks (pure Keras 3: no TFX, no TensorFlow ops, no I/O).
+"""EfficientNet trunks (pure Keras 3: no TFX, no TensorFlow ops).
 
 :func:`pooled_features` is the part every EfficientNet family shares: train-time augmentation →
-resize from the stored image size to the size the backbone runs at → EfficientNet-B0..B7 (its
-own rescaling and normalisation inside, so inputs are 0..255 pixels) → global average pooling →
-dropout. Families put their own head on top.
+resize from the stored image size to the size the backbone runs at → EfficientNet-B0..B7 or
+EfficientNet-Lite0..4 (their own rescaling and normalisation inside, so inputs are 0..255
+pixels) → global average pooling (the ``trunk_features`` layer, where a frozen trunk's output can
+be cached) → dropout. Families put their own head on top.
 """
 
 from __future__ import annotations
 
 import keras
+
+from trainer.backbones import efficientnet_lite
+from trainer.transfer import FEATURES_LAYER
 
 BACKBONES = {
     "b0": keras.applications.EfficientNetB0, "b1": keras.applications.EfficientNetB1,
@@ -19,10 +23,33 @@ BACKBONES = {
 IMAGE_INPUT = "image"
 
 
+VARIANTS = tuple(BACKBONES) + tuple(efficientnet_lite.LITE_VARIANTS)
+
+
+def builder_name(variant: str) -> str:
+    """The name weight presets use for this backbone (``efficientnet-lite0``, ...)."""
+    return f"efficientnet-{variant}"
+
+
 def backbone(variant: str, backbone_size: int, weights=None) -> keras.Model:
-    """EfficientNet ``variant`` without top, average pooled. ``weights``: None, 'imagenet', path."""
+    """EfficientNet ``variant`` without top, average pooled. ``weights``: None, 'imagenet' (B0..B7
+    only), a weights file path, or a ``trainer.weights.WeightPreset`` that fits the variant."""
+    if variant in efficientnet_lite.LITE_VARIANTS:
+        from trainer import weights as presets
+        if weights == "imagenet":
+            raise presets.WeightsUnavailableError(
+                f"keras.applications has no ImageNet EfficientNet-{variant}; use the preset "
+                "'efficientnet-lite0-imagenet' (lite0) or a converted .weights.h5")
+        model = efficientnet_lite.efficientnet_lite(
+            variant, input_size=backbone_size, include_top=False, pooling="avg",
+            weights=weights if isinstance(weights, str) else None)
+        if isinstance(weights, presets.WeightPreset):
+            presets.load_preset(model, weights)
+        return model
     if variant not in BACKBONES:
-        raise ValueError(f"unknown EfficientNet variant {variant!r}; choose from {list(BACKBONES)}")
+        raise ValueError(f"unknown EfficientNet variant {variant!r}; choose from {VARIANTS}")
+    if weights is not None and not isinstance(weights, str):
+        raise ValueError(f"weights {weights.name!r} do not fit EfficientNet-{variant}")
     return BACKBONES[variant](include_top=False, weights=weights,
                               input_shape=(backbone_size, backbone_size, 3), pooling="avg")
 
@@ -34,11 +61,12 @@ def pooled_features(*, variant: str, source_size: int, backbone_size: int | None
     """``(inputs, dropped-out pooled features)`` of an EfficientNet trunk.
 
     Args:
-      variant: EfficientNet variant, ``b0`` .. ``b7``.
+      variant: EfficientNet variant, ``b0`` .. ``b7`` or ``lite0`` .. ``lite4``.
       source_size: side of the square 0..255 RGB images the model receives (the stored size).
       backbone_size: side the backbone runs at (default: ``source_size``); images are resized
         to it when it differs.
-      weights: backbone weights: None (random), 'imagenet' or a local weights file path.
+      weights: backbone weights: None (random), 'imagenet', a local weights file path or a
+        weight preset (see :func:`backbone`).
       dropout: dropout rate after pooling.
       augment: optional augmentation block applied first (training only).
       trainable_backbone: False freezes the backbone (feature extraction).
@@ -60,4 +88,5 @@ def pooled_features(*, variant: str, source_size: int, backbone_size: int | None
         for layer in base.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = batchnorm_momentum
-    return inputs, keras.layers.Dropout(dropout, name="head_dropout")(base(x))
+    features = keras.layers.Identity(name=FEATURES_LAYER)(base(x))
+    return inputs, keras.layers.Dropout(dropout, name="head_dropout")(features)

@@ -76,16 +76,26 @@ def _masked_counts(truth: np.ndarray, tags: np.ndarray, known: np.ndarray) -> tu
 def frequent_tags_baseline(truth: np.ndarray, known: np.ndarray, max_k: int = 10) -> dict:
     """The best micro F1 of always predicting the k most frequent tags (k = 1..``max_k``),
     with that k: what a model that ignores the image reaches on these examples."""
-    positives = (truth.astype(bool) & known.astype(bool)).sum(axis=0)
+    known = known.astype(bool)
+    return frequent_tags_baseline_from_counts((truth.astype(bool) & known).sum(axis=0),
+                                              known.sum(axis=0), max_k)
+
+
+def frequent_tags_baseline_from_counts(positives: np.ndarray, known: np.ndarray,
+                                       max_k: int = 10) -> dict:
+    """:func:`frequent_tags_baseline` from per-tag counts: ``positives`` (examples annotated
+    with the tag on) and ``known`` (examples annotating it at all). Predicting a tag for every
+    example makes its known negatives false positives; tags not predicted miss their
+    positives."""
+    positives, known = np.asarray(positives, float), np.asarray(known, float)
     order = np.argsort(-positives, kind="stable")
     best = {"frequent_tags_micro_f1": 0.0, "frequent_tags_k": 0}
-    for k in range(1, min(max_k, truth.shape[1]) + 1):
-        tags = np.zeros_like(truth, dtype=bool)
-        tags[:, order[:k]] = True
-        tp, fp, fn = _masked_counts(truth, tags, known)
-        _, _, f1 = precision_recall_f1(tp.sum(), fp.sum(), fn.sum())
+    for k in range(1, min(max_k, len(positives)) + 1):
+        tp = positives[order[:k]].sum()
+        fp = (known - positives)[order[:k]].sum()
+        _, _, f1 = precision_recall_f1(tp, fp, positives.sum() - tp)
         if f1 > best["frequent_tags_micro_f1"]:
-            best = {"frequent_tags_micro_f1": f1, "frequent_tags_k": k}
+            best = {"frequent_tags_micro_f1": float(f1), "frequent_tags_k": k}
     return best
 
 

@@ -128,6 +128,11 @@ class FamilySpec:
         ``scripts/check_accelerator_training.py`` (None: the family is not checked there).
       benchmark_cases: ``cases(source_size) -> [trainer.checks.BenchmarkCase]`` for
         ``scripts/benchmark_builders.py`` (None: not benchmarked).
+      example_source: ``source(family_config, examples) -> component or None``: a component
+        that derives the examples the family trains and is evaluated on from the records (e.g.
+        one example per garment box); its output ``examples`` then feeds the family's own
+        Transform (with its fragment only), Trainer, evaluator and infra validator. None (or
+        a source returning None for the config): the records themselves.
     """
 
     name: str
@@ -146,6 +151,7 @@ class FamilySpec:
     extra_components: tuple = ()
     accelerator_case: Optional[str] = None
     benchmark_cases: Optional[str] = None
+    example_source: Optional[str] = None
 
     def __post_init__(self):
         if not self.name.isidentifier() or self.name != self.name.lower():

@@ -34,7 +34,7 @@ from schemas.serving_api import (CLASS_NAMES_ASSET, CLASSES_OUTPUT, CLASSIFY, CL
                                  SERVING_DEFAULT, SERVING_IMAGES, TRANSFORM_FEATURES)
 from absl import logging
 
-from trainer import checkpoints, checks, input_pipeline, training, transfer
+from trainer import checkpoints, checks, feature_cache, input_pipeline, training, transfer
 from trainer.export import saved_model, warmup
 from trainer.export.records import image_example
 
@@ -56,6 +56,7 @@ class TrainingJob:
     train_examples: int
     steps_per_epoch: int
     train: object  # tf.data.Dataset of (image, label) batches, repeated
+    train_once: object  # the same examples read once, in order (feature caching)
     evaluation: object  # tf.data.Dataset, one pass (or eval_steps batches)
     checkpoint_dir: Optional[str]
 
@@ -97,6 +98,8 @@ def prepare(fn_args, family: str, config_class, label_key: str,
         training=True, seed=config.seed, balance_classes=balance)
     evaluation = input_pipeline.labelled_images(fn_args.eval_files, feature_spec, label_key,
                                                 stored_size, config.batch_size, training=False)
+    train_once = input_pipeline.labelled_images(fn_args.train_files, feature_spec, label_key,
+                                                stored_size, config.batch_size, training=False)
     if config.eval_steps:
         evaluation = evaluation.take(config.eval_steps)
     checkpoint_dir = checkpoints.checkpoint_dir(
@@ -107,7 +110,7 @@ def prepare(fn_args, family: str, config_class, label_key: str,
                        train_examples,
                        training.steps_per_epoch(config.steps_per_epoch, train_examples,
                                                 config.batch_size),
-                       train, evaluation, checkpoint_dir)
+                       train, train_once, evaluation, checkpoint_dir)
 
 
 def fit(job: TrainingJob, model, compile_model: Callable, monitor: str) -> training.History:
@@ -116,14 +119,19 @@ def fit(job: TrainingJob, model, compile_model: Callable, monitor: str) -> train
     return training.fit(
         model, compile_model, job.train, job.evaluation,
         phases=transfer.phases(config.transfer_mode, config.epochs, config.fine_tune_layers,
-                               config.frozen_epochs),
+                               config.frozen_epochs, config.fine_tune_learning_rate),
         steps_per_epoch=job.steps_per_epoch, monitor=monitor,
         patience=config.early_stopping_patience,
         start_from_epoch=config.early_stopping_start_epoch,
         class_weight=(training.class_weights(job.label_counts, len(job.label_names),
                                             config.max_class_weight)
                       if config.imbalance == "class_weights" else None),
-        checkpoint_dir=job.checkpoint_dir)
+        checkpoint_dir=job.checkpoint_dir,
+        caching=(feature_cache.FeatureCaching(
+            job.train_once, config.cached_feature_views, config.batch_size,
+            steps_per_epoch=config.steps_per_epoch,
+            balance=config.imbalance == "oversample", seed=config.seed)
+            if config.cached_feature_views else None))
 
 
 def fit_and_export(fn_args, family: str, job: TrainingJob, model, compile_model: Callable,

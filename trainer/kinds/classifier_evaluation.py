@@ -56,6 +56,12 @@ def single_label_report(evaluation_uri: str, model_uri: str,
     per_class = {name[len(prefix):]: values["sparse_categorical_accuracy"]
                  for name, values in summary.slices.items()
                  if name.startswith(prefix) and "sparse_categorical_accuracy" in values}
+    # The baseline beside the accuracy: always answering the most frequent eval class.
+    class_counts = [values.get("weighted_example_count", 0.0)
+                    for name, values in summary.slices.items() if name.startswith(prefix)]
+    labelled = summary.overall.get("weighted_example_count", 0.0)
+    if class_counts and labelled:
+        summary.overall["majority_class_accuracy"] = max(class_counts) / labelled
     if per_class:
         summary.sections.append(reports.Section("accuracy per class", bars=per_class))
     matrix = reports.tfma_confusion_matrix(result, class_names)

@@ -35,21 +35,42 @@ class AttributesConfig(EfficientNetConfig):
         return super().from_dict(data)
 
 
+# The shipped ImageNet EfficientNet-Lite0 (`fashion weights list`) is the trunk of every profile.
+PRETRAINED = {"backbone": "lite0", "weights": "efficientnet-lite0-imagenet"}
+
+
 def smoke() -> AttributesConfig:
-    return AttributesConfig(backbone_size=32, batch_size=8, epochs=1, steps_per_epoch=3,
-                            eval_steps=2, blessing_threshold=0.0)
+    return AttributesConfig(**PRETRAINED, backbone_size=64, batch_size=8, epochs=1,
+                            steps_per_epoch=3, eval_steps=2, transfer_mode="feature_extraction",
+                            cached_feature_views=1, blessing_threshold=0.0)
 
 
 def default() -> AttributesConfig:
+    # As the category default: the frozen pretrained trunk once (with a mirrored copy), then
+    # the sigmoid head on cached features.
     return AttributesConfig(
-        backbone_size=96, batch_size=32, epochs=6, learning_rate=2e-3, dropout=0.2,
-        early_stopping_patience=2, early_stopping_start_epoch=3, blessing_threshold=0.2,
-        augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.0, translation=0.05))
+        **PRETRAINED, backbone_size=224, batch_size=32, epochs=40, learning_rate=1e-3,
+        dropout=0.2, transfer_mode="feature_extraction", cached_feature_views=2,
+        early_stopping_patience=6, blessing_threshold=0.3,
+        augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.0, translation=0.0))
 
 
 def full() -> AttributesConfig:
-    return AttributesConfig(backbone="b1", batch_size=32, epochs=40, learning_rate=1e-4,
+    return AttributesConfig(**PRETRAINED, batch_size=32, epochs=40, learning_rate=1e-4,
+                            transfer_mode="hybrid", frozen_epochs=10, cached_feature_views=2,
                             early_stopping_patience=5, blessing_threshold=0.6)
 
 
-PRESETS = {"smoke": smoke, "default": default, "full": full}
+def ccp() -> AttributesConfig:
+    # Real street photos (the ccp data profile) on this machine's CPU: 20 epochs of the head on
+    # cached features (the photos as they are and 3 augmented copies), then 5 epochs fine-tuning
+    # the trunk's last blocks at a tenth of the rate.
+    return AttributesConfig(
+        **PRETRAINED, backbone_size=224, batch_size=32, epochs=25, learning_rate=1e-3,
+        fine_tune_learning_rate=1e-4, dropout=0.3, transfer_mode="hybrid", frozen_epochs=20,
+        fine_tune_layers=40, cached_feature_views=4, early_stopping_patience=6,
+        blessing_threshold=0.3,
+        augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.1, translation=0.05))
+
+
+PRESETS = {"smoke": smoke, "default": default, "full": full, "ccp": ccp}

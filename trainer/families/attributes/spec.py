@@ -19,8 +19,8 @@ SPEC = FamilySpec(
     quality_metric="micro_f1",
     baseline_metric="frequent_tags_micro_f1",
     report=f"{_HERE}.evaluation.report",
-    headline_metrics=("micro_f1_score", "macro_f1_score", "micro_binary_accuracy",
-                      "exact_match", "example_count"),
+    headline_metrics=("micro_f1_score", "frequent_tags_micro_f1", "macro_f1_score",
+                      "micro_binary_accuracy", "exact_match", "example_count"),
     accelerator_case=f"{_HERE}.trainer.accelerator_case",
     benchmark_cases=f"{_HERE}.benchmark.cases",
 )

@@ -4,7 +4,8 @@ TFMA's own binarised metrics would score an unknown entry (-1 in ``attribute_lab
 does not annotate that attribute's family) as a negative. :class:`MaskedMultiLabelMetrics`
 reads the labels as written by the family's Transform fragment and counts only known entries.
 Its keys: ``micro_f1_score`` (the metric's name: the blessing threshold applies to it),
-``micro_binary_accuracy``, ``exact_match``, and per attribute (sub key ``classId:i``)
+``micro_binary_accuracy``, ``exact_match``, ``frequent_tags_micro_f1`` (the baseline: always
+predicting the k most frequent tags, best k), and per attribute (sub key ``classId:i``)
 ``precision``, ``recall``, ``f1_score`` (NaN where undefined) and ``binary_accuracy``.
 """
 
@@ -15,6 +16,8 @@ from typing import Dict, Iterable, Optional
 import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
+
+from trainer.evaluation.metrics import frequent_tags_baseline_from_counts
 
 MICRO_F1 = "micro_f1_score"
 PER_CLASS = ("precision", "recall", "f1_score", "binary_accuracy")
@@ -34,7 +37,8 @@ def _keys(name, model_name, output_name, example_weighted, num_labels) -> dict:
             sub_key=None if class_id is None else metric_types.SubKey(class_id=class_id),
             example_weighted=example_weighted)
     keys = {"micro_f1": key(name), "micro_binary_accuracy": key("micro_binary_accuracy"),
-            "exact_match": key("exact_match")}
+            "exact_match": key("exact_match"),
+            "frequent_tags_micro_f1": key("frequent_tags_micro_f1")}
     for i in range(num_labels):
         for metric in PER_CLASS:
             keys[(metric, i)] = key(metric, i)
@@ -120,6 +124,9 @@ class _Combiner(beam.CombineFn):
         output[self._keys["micro_binary_accuracy"]] = _ratio(tp.sum() + tn.sum(),
                                                              (tp + fp + fn + tn).sum())
         output[self._keys["exact_match"]] = _ratio(accumulator.exact, accumulator.examples)
+        # What always predicting the most frequent tags reaches on the same examples.
+        output[self._keys["frequent_tags_micro_f1"]] = frequent_tags_baseline_from_counts(
+            tp + fn, tp + fp + fn + tn)["frequent_tags_micro_f1"]
         for i in range(len(tp)):
             values = {"precision": _ratio(tp[i], tp[i] + fp[i]),
                       "recall": _ratio(tp[i], tp[i] + fn[i]),

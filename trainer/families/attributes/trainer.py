@@ -8,6 +8,7 @@ from trainer.families.attributes import model as tagger
 from trainer.families.attributes.config import AttributesConfig
 from trainer.families.attributes.features import ATTRIBUTE_LABELS, UNKNOWN
 from trainer.kinds import classifier
+from trainer.backbones.efficientnet import builder_name
 from trainer.weights import build_with_weights
 
 FAMILY = "attributes"
@@ -44,7 +45,7 @@ def build_model(config: AttributesConfig, num_attributes: int, source_size: int)
             num_attributes, weights=weights,
             augment=augmentation.from_config(config.augmentation, config.seed),
             **config.trunk_options(source_size)),
-        config.weights)
+        config.weights, builder_name(config.backbone))
 
 
 def compiler(config: AttributesConfig, scope, num_attributes: int):

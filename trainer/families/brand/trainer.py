@@ -14,7 +14,7 @@ from trainer import augmentation, checks
 from trainer.export import warmup
 from trainer.families.brand.config import BrandConfig
 from trainer.families.brand.features import BRAND_LABEL, BRAND_VOCABULARY
-from trainer.families.brand.model import attention_model, build_brand_classifier
+from trainer.families.brand.model import BUILDER, attention_model, build_brand_classifier
 from trainer.families.brand.spec import ATTENTION, ATTENTION_OUTPUT
 from trainer.kinds import classifier
 from trainer.weights import build_with_weights
@@ -41,7 +41,7 @@ def build_model(config: BrandConfig, num_brands: int, source_size: int) -> keras
             num_brands, backbone_size=config.backbone_size, source_size=source_size,
             weights=weights, dropout=config.dropout, seed=config.seed,
             augment=augmentation.from_config(config.augmentation, config.seed)),
-        config.weights)
+        config.weights, BUILDER)
 
 
 def compiler(config: BrandConfig, scope, num_brands: int):

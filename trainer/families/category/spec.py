@@ -19,7 +19,9 @@ SPEC = FamilySpec(
     quality_metric="accuracy",
     baseline_metric="majority_class_accuracy",
     report=f"{_HERE}.evaluation.report",
-    headline_metrics=("sparse_categorical_accuracy", "top_3_accuracy", "example_count"),
+    headline_metrics=("sparse_categorical_accuracy", "majority_class_accuracy", "top_3_accuracy",
+                      "example_count"),
     accelerator_case=f"{_HERE}.trainer.accelerator_case",
     benchmark_cases=f"{_HERE}.benchmark.cases",
+    example_source=f"{_HERE}.examples.example_source",
 )

@@ -9,6 +9,7 @@ from trainer.families.category.config import CategoryConfig
 from trainer.families.category.features import CATEGORY_LABEL, CATEGORY_VOCABULARY
 from trainer.families.category.model import build_classifier
 from trainer.kinds import classifier
+from trainer.backbones.efficientnet import builder_name
 from trainer.weights import build_with_weights
 
 FAMILY = "category"
@@ -31,7 +32,7 @@ def build_model(config: CategoryConfig, num_classes: int, source_size: int) -> k
             num_classes, weights=weights,
             augment=augmentation.from_config(config.augmentation, config.seed),
             **config.trunk_options(source_size)),
-        config.weights)
+        config.weights, builder_name(config.backbone))
 
 
 def compiler(config: CategoryConfig, scope, num_classes: int):
