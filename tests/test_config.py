@@ -16,21 +16,42 @@ from trainer.families.category.config import CategoryConfig
 def test_profiles_are_valid_and_round_trip(profile):
     config = pc.get_config(profile, workspace="/tmp/w")
     assert config.profile == profile
-    assert config.families == registry.family_names()  # every family trains by default
+    base = pc.DATA_PROFILES.get(profile, profile)
+    if base == profile:
+        assert config.families == registry.family_names()  # every family trains by default
+    else:  # a data profile trains the families that have a preset for its data
+        assert config.families == tuple(spec.name for spec in registry.family_specs()
+                                        if profile in spec.presets)
     for spec in registry.family_specs():
         section = config.family(spec.name)
         assert isinstance(section, spec.config_class)
-        assert section == spec.preset(profile)  # profiles ask each family for its preset
+        # Profiles ask each family for its preset (a data profile falls back to its base's).
+        assert section == spec.preset(profile if profile in spec.presets else base)
         assert spec.config_from_dict(dataclasses.asdict(section)) == section, spec.name
     assert config.metadata_path == "/tmp/w/metadata.sqlite"
     assert config.serving_model_dir("category") == "/tmp/w/serving/category"
 
 
+def test_the_ccp_profile_reads_real_photos_with_pretrained_trunks():
+    config = pc.get_config("ccp")
+    assert config.data.source == "ccp" and config.families == ("category", "attributes")
+    assert config.data.resolved_ccp_dir.endswith("/shared/datasets/ccp")
+    for family in config.families:
+        section = config.family(family)
+        assert section.weights == "efficientnet-lite0-imagenet"
+        assert section.transfer_mode == "hybrid" and section.cached_feature_views > 0
+        assert 0 < section.fine_tune_learning_rate < section.learning_rate
+    assert config.family("brand") == registry.get("brand").preset("default")
+    with pytest.raises(pc.ConfigError, match="data source"):
+        pc.DataConfig(source="instagram")
+
+
 def test_full_profile_runs_efficientnet_at_the_variant_size():
     category = pc.get_config("full").family("category")
     assert category.resolved_backbone_size == EFFICIENTNET_INPUT_SIZES[category.backbone]
-    # The default upsamples the stored 96 px to the pretrained Lite0's own 224.
-    assert pc.get_config("default").family("category").resolved_backbone_size == 224
+    # The default upsamples the stored 96 px crops for the pretrained Lite0.
+    default = pc.get_config("default")
+    assert default.family("category").resolved_backbone_size > default.transform.stored_size
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -92,13 +92,35 @@ def test_every_family_was_blessed_and_infra_validated(smoke_run):
         assert infra["blessed"] and infra["examples"] == 4, (family, infra)
 
 
+def _evaluated_examples(workspace, family) -> int:
+    """The eval examples a family is evaluated on: the records, or the eval split its own
+    example source (e.g. the category's garment crops) wrote."""
+    own = glob.glob(str(workspace / "pipeline_root" / registry.get(family).node_id("Examples") /
+                        "examples" / "*" / "Split-eval" / "*"))
+    if not own:
+        return _eval_count(workspace)
+    return sum(1 for _ in tf.data.TFRecordDataset(own, compression_type="GZIP"))
+
+
 def test_tfma_counts_every_eval_example_and_weights_the_labelled_ones(smoke_run):
     workspace, summary = smoke_run
     for family in FAMILIES:
         overall = summary["evaluation"][family]["slices"]["overall"]
-        assert overall["example_count"] == _eval_count(workspace), family
+        expected = _evaluated_examples(workspace, family)
+        assert overall["example_count"] == expected > 0, family
         # Every synthetic example is labelled, so all of them carry weight 1.
-        assert overall["weighted_example_count"] == _eval_count(workspace), family
+        assert overall["weighted_example_count"] == expected, family
+
+
+def test_category_is_evaluated_on_one_crop_per_garment_box(smoke_run):
+    workspace, summary = smoke_run
+    crops = glob.glob(str(workspace / "pipeline_root" / "CategoryExamples" / "examples" / "*" /
+                          "crops.json"))
+    stats = json.load(open(crops[0]))["eval"]
+    assert stats["records"] == _eval_count(workspace)
+    assert stats["crops"] + sum(stats["skipped"].values()) >= stats["records_with_boxes"]
+    assert summary["evaluation"]["category"]["slices"]["overall"]["example_count"] == \
+        stats["crops"]
 
 
 def test_category_metrics_come_per_category_and_super_category(smoke_run):

@@ -255,3 +255,28 @@ def test_lite0_port_sees_garments_in_ccp_photos(ccp_dir):
     top5 = np.argsort(-np.asarray(model.predict(images, verbose=0)), axis=1)[:, :5]
     share = np.mean([bool(set(row) & set(CLOTHING_CLASSES)) for row in top5])
     assert share >= 0.9, share
+
+
+def test_the_weights_command_lists_and_converts(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def fashion(*args):
+        return subprocess.run([sys.executable, "fashion_cli.py", *args], capture_output=True,
+                              text=True, timeout=300)
+    listed = fashion("weights", "list", "--json")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    names = {row["name"]: row for row in json.loads(listed.stdout)["presets"]}
+    assert set(names) == set(weights.PRESETS)
+    refused = fashion("weights", "convert", "vgg16-hed", "--output", str(tmp_path / "x.weights.h5"))
+    assert refused.returncode == 2 and "fits the vgg16 backbone" in refused.stderr
+    _installed(LITE0)
+    out = str(tmp_path / "lite0.weights.h5")
+    converted = fashion("weights", "convert", "--output", out)
+    assert converted.returncode == 0, converted.stderr[-2000:]
+    trunk = efficientnet_lite.efficientnet_lite("lite0", input_size=64, include_top=False,
+                                                weights=out)
+    state = torch_checkpoint.read_legacy_checkpoint(LITE0.path())
+    np.testing.assert_array_equal(np.asarray(trunk.get_layer("top_bn").moving_variance),
+                                  state["_bn1.running_var"])

@@ -46,10 +46,10 @@ def smoke() -> AttributesConfig:
 
 
 def default() -> AttributesConfig:
-    # As the category default: the frozen pretrained trunk once (with a mirrored copy), then
-    # the sigmoid head on cached features.
+    # As the category default: the frozen pretrained trunk once at 160 px (with a mirrored
+    # copy), then the sigmoid head on cached features.
     return AttributesConfig(
-        **PRETRAINED, backbone_size=224, batch_size=32, epochs=40, learning_rate=1e-3,
+        **PRETRAINED, backbone_size=160, batch_size=32, epochs=40, learning_rate=1e-3,
         dropout=0.2, transfer_mode="feature_extraction", cached_feature_views=2,
         early_stopping_patience=6, blessing_threshold=0.3,
         augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.0, translation=0.0))
@@ -69,7 +69,9 @@ def ccp() -> AttributesConfig:
         **PRETRAINED, backbone_size=224, batch_size=32, epochs=25, learning_rate=1e-3,
         fine_tune_learning_rate=1e-4, dropout=0.3, transfer_mode="hybrid", frozen_epochs=20,
         fine_tune_layers=40, cached_feature_views=4, early_stopping_patience=6,
-        blessing_threshold=0.3,
+        # CCP photos carry ~5 of 50 item tags: at 0.5 the tagger under-calls them (micro F1
+        # 0.40 vs 0.49 at 0.25 on the eval split, measured on cached features).
+        threshold=0.25, blessing_threshold=0.3,
         augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.1, translation=0.05))
 
 
