@@ -320,11 +320,17 @@ def test_pipeline_runs_on_real_ccp_photos(ccp_dir, tmp_path):
     assert all("COMPLETE" in states for states in executions.values()), executions
     assert not any(node.startswith("Brand") for node in executions)
     assert summary["pushed_models"]["category"] and summary["pushed_models"]["attributes"]
+    # The category is evaluated on one crop per garment box of the eval photos, every crop
+    # labelled with its garment.
     overall = summary["evaluation"]["category"]["slices"]["overall"]
+    crops = _evaluated_examples(tmp_path, "category")
+    assert crops > converted["written"]["eval"]  # several garments per photo
+    assert overall["example_count"] == overall["weighted_example_count"] == crops
+    # Photos without an annotated attribute family are evaluated but weigh nothing.
+    overall = summary["evaluation"]["attributes"]["slices"]["overall"]
     assert overall["example_count"] == converted["written"]["eval"]
-    # Photos without a garment category are evaluated but weigh nothing.
     assert overall["weighted_example_count"] == _labelled_examples(
-        str(catalog / "span-1" / "eval" / "*"), F.IMAGE_CLASS_TEXT)
+        str(catalog / "span-1" / "eval" / "*"), F.ATTRIBUTES)
 
 
 def _labelled_examples(pattern, feature):

@@ -134,12 +134,18 @@ def _numpy_stem(state, image):
     return np.clip((out - mean) / np.sqrt(var + 1e-3) * gamma + beta, 0, 6)
 
 
-def test_port_matches_a_numpy_reference_and_round_trips(tmp_path):
+@pytest.fixture
+def random_checkpoint(tmp_path):
+    """``(state, legacy checkpoint path, converted .weights.h5 path)`` of a random Lite0."""
     state = _random_torch_state()
     checkpoint = str(tmp_path / "lite0.pth")
     torch_checkpoint.write_legacy_checkpoint(checkpoint, state)
-    converted = efficientnet_lite.convert_torch_checkpoint(
+    return state, checkpoint, efficientnet_lite.convert_torch_checkpoint(
         checkpoint, str(tmp_path / "lite0.weights.h5"))
+
+
+def test_port_matches_a_numpy_reference_and_round_trips(random_checkpoint):
+    state, checkpoint, converted = random_checkpoint
     model = efficientnet_lite.efficientnet_lite("lite0", input_size=32, classes=10,
                                                 weights=converted)
     image = np.random.default_rng(1).uniform(0, 255, (32, 32, 3)).astype(np.float32)
@@ -155,16 +161,13 @@ def test_port_matches_a_numpy_reference_and_round_trips(tmp_path):
     # The same checkpoint loaded directly (the preset path) gives the same outputs.
     direct = efficientnet_lite.efficientnet_lite("lite0", input_size=32, classes=10)
     efficientnet_lite.load_preset(direct, checkpoint)
-    np.testing.assert_allclose(np.asarray(direct(image[None])), np.asarray(model(image[None])),
+    np.testing.assert_allclose(np.asarray(direct(image[None], training=False)),
+                               np.asarray(model(image[None], training=False)),
                                rtol=1e-5, atol=1e-6)
 
 
-def test_trunk_loads_by_layer_name_and_refuses_a_misfit(tmp_path):
-    state = _random_torch_state()
-    checkpoint = str(tmp_path / "lite0.pth")
-    torch_checkpoint.write_legacy_checkpoint(checkpoint, state)
-    converted = efficientnet_lite.convert_torch_checkpoint(
-        checkpoint, str(tmp_path / "lite0.weights.h5"))
+def test_trunk_loads_by_layer_name_and_refuses_a_misfit(random_checkpoint):
+    state, checkpoint, converted = random_checkpoint
     trunk = efficientnet_lite.efficientnet_lite("lite0", input_size=64, include_top=False,
                                                 weights=converted)
     np.testing.assert_array_equal(np.asarray(trunk.get_layer("top_conv").kernel),
@@ -199,7 +202,7 @@ def test_presets_describe_themselves():
 def test_preset_errors_are_clear(monkeypatch):
     with pytest.raises(weights.WeightsUnavailableError, match="fits the vgg16 backbone"):
         weights.resolve_weights("vgg16-hed", "efficientnet-lite0")
-    with pytest.raises(weights.WeightsUnavailableError, match="neither a preset"):
+    with pytest.raises(weights.WeightsUnavailableError, match="unknown weights 'vgg16-hde'"):
         weights.resolve_weights("vgg16-hde")
     missing = weights.WeightPreset("ghost", "ghost-weights-package", "ghost_weights_nowhere",
                                    "w.h5", "MIT", "test", "vgg16", "x.y")

@@ -106,9 +106,13 @@ def resolve_weights(weights: str, builder: str | None = None):
         return preset
     path = os.path.abspath(os.path.expanduser(weights))
     if not os.path.isfile(path):
+        if os.sep in weights or weights.endswith(".h5"):
+            raise WeightsUnavailableError(
+                f"backbone weights file {path} does not exist; use weights='none' for random "
+                "initialisation, a preset, or the path of a backbone .weights.h5 file")
         raise WeightsUnavailableError(
-            f"backbone weights {weights!r} are neither a preset ({', '.join(PRESETS)}), 'none', "
-            f"'imagenet' nor an existing file ({path})")
+            f"unknown weights {weights!r}: neither a preset ({', '.join(PRESETS)}; see "
+            "`fashion weights list`), 'none', 'imagenet' nor an existing file")
     return path
 
 
