@@ -51,7 +51,8 @@ def check(condition: bool, message: str) -> None:
 
 
 def _validate_weights(weights: str) -> None:
-    check(bool(weights), "weights must be 'none', 'imagenet' or a path to a weights file")
+    check(bool(weights), "weights must be 'none', 'imagenet', a preset (fashion weights list) or "
+          "a path to a weights file")
 
 
 @dataclasses.dataclass(frozen=True)

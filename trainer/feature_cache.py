@@ -115,7 +115,6 @@ class CachedData:
     train: object
     evaluation: object
     steps_per_epoch: int
-    train_examples: int
 
 
 def prepare(model: keras.Model, caching: FeatureCaching, evaluation,
@@ -137,5 +136,4 @@ def prepare(model: keras.Model, caching: FeatureCaching, evaluation,
         examples = len(np.unique(train_labels)) * max(np.bincount(train_labels.astype(int)))
     return CachedData(head, train,
                       in_memory(eval_features, eval_labels, caching.batch_size, training=False),
-                      caching.steps_per_epoch or max(1, math.ceil(examples / caching.batch_size)),
-                      examples)
+                      caching.steps_per_epoch or max(1, math.ceil(examples / caching.batch_size)))

@@ -48,9 +48,10 @@ class _StorageType:
 class _Storage:
     """A storage whose bytes come after the object pickle."""
 
-    def __init__(self, storage_type: _StorageType, elements: int):
+    def __init__(self, storage_type: _StorageType, elements: int, key: str = ""):
         self.dtype = storage_type.dtype
         self.elements = elements
+        self.key = key
         self.array = None
 
 
@@ -205,9 +206,9 @@ def write_legacy_checkpoint(path: str, state: dict) -> None:
     storages, tensors = [], collections.OrderedDict()
     for name, array in state.items():
         array = np.array(array, order="C")  # ascontiguousarray would make a scalar 1-d
-        storage = _Storage(_StorageType(_storage_name(array.dtype)), array.size)
+        storage = _Storage(_StorageType(_storage_name(array.dtype)), array.size,
+                           key=str(len(storages)))
         storage.array = array.reshape(-1).astype(storage.dtype)
-        storage.key = str(len(storages))
         storages.append(storage)
         stride = tuple(int(s // array.itemsize) for s in array.strides)
         tensors[name] = _TensorReduce(storage, tuple(array.shape), stride)
