@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import keras
 
+LAYER_NAME = "augmentation"  # the block's name: transfer and feature caching find it by it
+
 
 def augmentation(flip: bool = True, rotation: float = 0.0, zoom: float = 0.0,
                  translation: float = 0.0, seed: int = 0) -> keras.Sequential:
@@ -23,7 +25,7 @@ def augmentation(flip: bool = True, rotation: float = 0.0, zoom: float = 0.0,
     if translation:
         layers.append(keras.layers.RandomTranslation(translation, translation,
                                                      fill_mode="constant", seed=seed + 3))
-    return keras.Sequential(layers, name="augmentation")
+    return keras.Sequential(layers, name=LAYER_NAME)
 
 
 def from_config(config, seed: int) -> keras.Sequential:

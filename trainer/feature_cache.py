@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from trainer.augmentation import LAYER_NAME as AUGMENTATION_LAYER
 from trainer.transfer import FEATURES_LAYER
-AUGMENTATION_LAYER = "augmentation"
 
 
 @dataclasses.dataclass

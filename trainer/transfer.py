@@ -14,6 +14,7 @@ import dataclasses
 import keras
 
 from pipeline_config import TRANSFER_MODES
+from trainer import augmentation
 
 # The layer (an Identity) where a model's frozen trunk ends and its head begins: a
 # feature-extraction phase may compute everything before it once (trainer.feature_cache).
@@ -56,7 +57,7 @@ def find_backbones(model: keras.Model) -> list:
     ``keras.Model`` but the augmentation block (one for an EfficientNet classifier; the two VGG16
     parts around the attention branch for the brand model)."""
     return [layer for layer in model.layers if isinstance(layer, keras.Model)
-            and layer.name != "augmentation"]
+            and layer.name != augmentation.LAYER_NAME]
 
 
 def find_backbone(model: keras.Model) -> keras.Model:

@@ -118,9 +118,8 @@ def resolve_weights(weights: str, builder: str | None = None):
 
 def load_preset(model, preset: WeightPreset) -> None:
     """Puts ``preset``'s weights into ``model`` (a backbone built by ``preset.builder``)."""
-    import importlib
-    module, _, function = preset.loader.rpartition(".")
-    getattr(importlib.import_module(module), function)(model, preset.path())
+    from trainer.families.spec import resolve
+    resolve(preset.loader)(model, preset.path())
 
 
 def build_with_weights(build, weights: str, builder: str | None = None):

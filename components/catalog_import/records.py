@@ -110,7 +110,8 @@ def to_example(record: FashionRecord):
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def _values(example, key):
+def feature_values(example, key) -> list:
+    """The values of feature ``key`` of a ``tf.train.Example`` (empty when absent)."""
     if key not in example.features.feature:
         return []
     f = example.features.feature[key]
@@ -121,22 +122,22 @@ def _values(example, key):
 def from_example(example) -> FashionRecord:
     """Reads a contract ``tf.train.Example`` back into a :class:`FashionRecord`."""
     def text(key):
-        values = _values(example, key)
+        values = feature_values(example, key)
         return values[0].decode("utf-8") if values else None
 
-    boxes = list(zip(*(_values(example, k) for k in F.BBOX_KEYS)))
-    garments = [g.decode("utf-8") for g in _values(example, F.OBJECT_GARMENT_TEXT)]
+    boxes = list(zip(*(feature_values(example, k) for k in F.BBOX_KEYS)))
+    garments = [g.decode("utf-8") for g in feature_values(example, F.OBJECT_GARMENT_TEXT)]
     objects = tuple(GarmentObject(g, tuple(b)) for g, b in zip(garments, boxes))
-    seg = _values(example, F.SEGMENTATION_ENCODED)
+    seg = feature_values(example, F.SEGMENTATION_ENCODED)
     return FashionRecord(
         source_id=text(F.IMAGE_SOURCE_ID) or "",
-        encoded=_values(example, F.IMAGE_ENCODED)[0],
+        encoded=feature_values(example, F.IMAGE_ENCODED)[0],
         format=text(F.IMAGE_FORMAT),
-        height=int(_values(example, F.IMAGE_HEIGHT)[0]),
-        width=int(_values(example, F.IMAGE_WIDTH)[0]),
+        height=int(feature_values(example, F.IMAGE_HEIGHT)[0]),
+        width=int(feature_values(example, F.IMAGE_WIDTH)[0]),
         objects=objects,
         category=text(F.IMAGE_CLASS_TEXT),
-        attributes=tuple(a.decode("utf-8") for a in _values(example, F.ATTRIBUTES)),
+        attributes=tuple(a.decode("utf-8") for a in feature_values(example, F.ATTRIBUTES)),
         brand=text(F.BRAND),
         caption=text(F.CAPTION),
         segmentation_png=seg[0] if seg else None,

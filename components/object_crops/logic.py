@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from components.catalog_import import images as image_io
+from components.catalog_import.records import FashionRecord, feature_values, to_example
 from schemas import features as F
 
 
@@ -38,14 +39,6 @@ class CropStats:
                 "classes": dict(sorted(self.classes.items()))}
 
 
-def _values(example, key) -> list:
-    feature = example.features.feature.get(key)
-    if feature is None:
-        return []
-    kind = feature.WhichOneof("kind")
-    return list(getattr(feature, kind).value) if kind else []
-
-
 def crop_box(width: int, height: int, box, margin: float) -> tuple:
     """Pixel ``(left, top, right, bottom)`` of a normalised ``(xmin, ymin, xmax, ymax)`` box
     widened by ``margin`` of its size on every side, clamped to the image."""
@@ -61,27 +54,24 @@ def crop_box(width: int, height: int, box, margin: float) -> tuple:
 
 def crops_of(example, margin: float = 0.1, min_side: int = 16, stats: CropStats = None) -> list:
     """The crop ``tf.train.Example`` s of one record (see the module docstring)."""
-    import tensorflow as tf
-
-    from components.catalog_import.records import _bytes, _ints
     stats = stats if stats is not None else CropStats()
     stats.records += 1
-    garments = [g.decode("utf-8") for g in _values(example, F.OBJECT_GARMENT_TEXT)]
-    boxes = list(zip(*(_values(example, key) for key in F.BBOX_KEYS)))
+    garments = [g.decode("utf-8") for g in feature_values(example, F.OBJECT_GARMENT_TEXT)]
+    boxes = list(zip(*(feature_values(example, key) for key in F.BBOX_KEYS)))
     if not garments or not boxes:
         return []
     stats.records_with_boxes += 1
     if len(garments) != len(boxes):
         stats.skipped["box_label_count_mismatch"] += 1
         return []
-    encoded = _values(example, F.IMAGE_ENCODED)
+    encoded = feature_values(example, F.IMAGE_ENCODED)
     try:
         image = image_io.normalize_image(encoded[0] if encoded else b"")
     except image_io.RejectedInput as err:
         stats.skipped[f"image_{err.reason}"] += 1
         return []
     pixels = image.pixels
-    source = (_values(example, F.IMAGE_SOURCE_ID) or [b"record"])[0].decode("utf-8")
+    source = (feature_values(example, F.IMAGE_SOURCE_ID) or [b"record"])[0].decode("utf-8")
     out = []
     for index, (garment, box) in enumerate(zip(garments, boxes)):
         if garment not in F.GARMENT_SUPER_CATEGORY:
@@ -94,13 +84,9 @@ def crops_of(example, margin: float = 0.1, min_side: int = 16, stats: CropStats 
         crop = pixels[top:bottom, left:right]
         data = (image_io.encode_png(crop) if image.format == "png"
                 else image_io.encode_jpeg(crop))
-        feature = {
-            F.IMAGE_ENCODED: _bytes([data]), F.IMAGE_FORMAT: _bytes([image.format]),
-            F.IMAGE_HEIGHT: _ints([crop.shape[0]]), F.IMAGE_WIDTH: _ints([crop.shape[1]]),
-            F.IMAGE_SOURCE_ID: _bytes([f"{source}#{index}"]),
-            F.IMAGE_CLASS_TEXT: _bytes([garment]),
-        }
-        out.append(tf.train.Example(features=tf.train.Features(feature=feature)))
+        out.append(to_example(FashionRecord(
+            source_id=f"{source}#{index}", encoded=data, format=image.format,
+            height=crop.shape[0], width=crop.shape[1], category=garment)))
         stats.crops += 1
         stats.classes[garment] += 1
     return out
@@ -127,4 +113,5 @@ def write_split(input_files, output_file: str, margin: float, min_side: int) -> 
 
 def image_of(example) -> np.ndarray:
     """The decoded RGB pixels of an example's ``image/encoded`` (tests, reports)."""
-    return np.asarray(Image.open(io.BytesIO(_values(example, F.IMAGE_ENCODED)[0])).convert("RGB"))
+    encoded = feature_values(example, F.IMAGE_ENCODED)[0]
+    return np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))
