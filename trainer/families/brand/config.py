@@ -35,9 +35,9 @@ def default() -> BrandConfig:
     # edge detector's trunk, whose frozen features carry little brand signal (measured: 0.30
     # accuracy with a frozen trunk, 0.25 frozen random), so the whole network fine-tunes from
     # it. Within about three CPU minutes, steps matter more than pixels: at 32 px (the
-    # brand's palette, backdrop and silhouette survive it) 400 steps reach 0.45-0.50, where
+    # brand's palette, backdrop and silhouette survive it) 300 steps reach about 0.5, where
     # 120 steps at 64 px (the same time) reach 0.23-0.29. Far from the study's figure.
-    return BrandConfig(weights="vgg16-hed", backbone_size=32, batch_size=32, epochs=4,
+    return BrandConfig(weights="vgg16-hed", backbone_size=32, batch_size=32, epochs=3,
                        steps_per_epoch=100, learning_rate=1e-4, transfer_mode="fine_tune",
                        blessing_threshold=0.3)
 
