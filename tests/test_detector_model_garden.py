@@ -39,6 +39,8 @@ def test_the_experiment_follows_the_family_config():
     assert experiment.task.validation_data.is_training is False
     assert experiment.trainer.train_steps == 15
     assert experiment.trainer.optimizer_config.learning_rate.cosine.initial_learning_rate == 2e-3
+    full = model_garden.experiment_config(detector_config.full()).task.model
+    assert (full.backbone.type, full.backbone.resnet.model_id) == ("resnet", 50)
 
 
 @pytest.mark.parametrize("fields, message", [

@@ -68,7 +68,7 @@ def experiment_config(config: DetectorConfig, train_files: Sequence[str] = (),
     experiment.trainer = cfg.TrainerConfig(
         train_steps=steps, steps_per_loop=max(1, config.steps_per_epoch),
         checkpoint_interval=max(1, config.steps_per_epoch),
-        validation_steps=max(1, config.eval_steps) if config.eval_steps else -1,
+        validation_steps=config.eval_steps or -1,  # -1: the whole eval split
         optimizer_config=optimization.OptimizationConfig({
             "optimizer": {"type": "adam"},
             "learning_rate": {"type": "cosine", "cosine": {
