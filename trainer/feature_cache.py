@@ -95,12 +95,9 @@ def _balanced_indices(labels: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 
 def in_memory(features: np.ndarray, labels: np.ndarray, batch_size: int, *, training: bool,
-              seed: int = 0, balance: bool = False):
-    """A tf.data pipeline over cached arrays: shuffled and repeated for training (``balance``:
-    every class as often as the largest), one ordered pass otherwise."""
-    if training and balance and labels.ndim == 1:
-        index = _balanced_indices(labels, np.random.default_rng(seed))
-        features, labels = features[index], labels[index]
+              seed: int = 0):
+    """A tf.data pipeline over cached arrays: shuffled and repeated for training, one ordered
+    pass otherwise."""
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
     if training:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True).repeat()
@@ -128,12 +125,13 @@ def prepare(model: keras.Model, caching: FeatureCaching, evaluation,
     logging.info("cached trunk features: %d training (%d view(s)), %d evaluation, shape %s",
                  len(train_labels), caching.views, len(eval_labels),
                  train_features.shape[1:])
-    balance = caching.balance and class_weight is None
+    if caching.balance and class_weight is None and train_labels.ndim == 1:
+        # Every class as often as the largest one.
+        index = _balanced_indices(train_labels, np.random.default_rng(caching.seed))
+        train_features, train_labels = train_features[index], train_labels[index]
     train = in_memory(train_features, train_labels, caching.batch_size, training=True,
-                      seed=caching.seed, balance=balance)
-    examples = len(train_labels)
-    if balance and train_labels.ndim == 1:
-        examples = len(np.unique(train_labels)) * max(np.bincount(train_labels.astype(int)))
+                      seed=caching.seed)
     return CachedData(head, train,
                       in_memory(eval_features, eval_labels, caching.batch_size, training=False),
-                      caching.steps_per_epoch or max(1, math.ceil(examples / caching.batch_size)))
+                      caching.steps_per_epoch
+                      or max(1, math.ceil(len(train_labels) / caching.batch_size)))

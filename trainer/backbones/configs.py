@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline_config import TrainingConfig, check
+from pipeline_config import AugmentationConfig, TrainingConfig, check
 
 EFFICIENTNET_INPUT_SIZES = {"b0": 224, "b1": 240, "b2": 260, "b3": 300, "b4": 380, "b5": 456,
                             "b6": 528, "b7": 600, "lite0": 224, "lite1": 240, "lite2": 260,
                             "lite3": 280, "lite4": 300}
+
+# The shipped ImageNet EfficientNet-Lite0 (`fashion weights list`): the trunk of every profile of
+# the EfficientNet families.
+PRETRAINED_LITE0 = {"backbone": "lite0", "weights": "efficientnet-lite0-imagenet"}
+# The ccp data profile's schedule on a 2-core CPU: 20 epochs of the head on cached features
+# (the images as they are and 3 augmented copies), then 5 epochs fine-tuning the trunk's last
+# blocks at a tenth of the rate.
+CCP_HYBRID_SCHEDULE = {
+    **PRETRAINED_LITE0, "backbone_size": 224, "batch_size": 32, "epochs": 25,
+    "learning_rate": 1e-3, "fine_tune_learning_rate": 1e-4, "dropout": 0.3,
+    "transfer_mode": "hybrid", "frozen_epochs": 20, "fine_tune_layers": 40,
+    "cached_feature_views": 4, "early_stopping_patience": 6,
+    "augmentation": AugmentationConfig(flip=True, rotation=0.0, zoom=0.1, translation=0.05)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -237,12 +237,12 @@ def load_preset(model: keras.Model, checkpoint: str) -> None:
 def convert_torch_checkpoint(checkpoint: str, output: str, variant: str = "lite0") -> str:
     """Writes the Keras ``.weights.h5`` of the full ``variant`` from a legacy PyTorch
     checkpoint (read with pickle and numpy, see ``torch_checkpoint``); returns ``output``."""
+    if not output.endswith(".weights.h5"):
+        raise ValueError(f"Keras weights files end in .weights.h5, got {output}")
     from trainer.backbones.torch_checkpoint import read_legacy_checkpoint
     weights = keras_weights_from_torch(read_legacy_checkpoint(checkpoint))
     classes = weights["predictions"][1].shape[0]
     model = efficientnet_lite(variant, include_top=True, classes=classes)
     load_by_layer_name(model, weights, skip=())
-    if not output.endswith(".weights.h5"):
-        raise ValueError(f"Keras weights files end in .weights.h5, got {output}")
     model.save_weights(output)
     return output

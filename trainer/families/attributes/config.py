@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from pipeline_config import AugmentationConfig, check
-from trainer.backbones.configs import EfficientNetConfig
+from trainer.backbones.configs import (CCP_HYBRID_SCHEDULE, PRETRAINED_LITE0,
+                                        EfficientNetConfig)
 
 LOSSES = ("binary_crossentropy", "soft_f1")
 
@@ -35,12 +36,8 @@ class AttributesConfig(EfficientNetConfig):
         return super().from_dict(data)
 
 
-# The shipped ImageNet EfficientNet-Lite0 (`fashion weights list`) is the trunk of every profile.
-PRETRAINED = {"backbone": "lite0", "weights": "efficientnet-lite0-imagenet"}
-
-
 def smoke() -> AttributesConfig:
-    return AttributesConfig(**PRETRAINED, backbone_size=64, batch_size=8, epochs=1,
+    return AttributesConfig(**PRETRAINED_LITE0, backbone_size=64, batch_size=8, epochs=1,
                             steps_per_epoch=3, eval_steps=2, transfer_mode="feature_extraction",
                             cached_feature_views=1, blessing_threshold=0.0)
 
@@ -49,30 +46,23 @@ def default() -> AttributesConfig:
     # As the category default: the frozen pretrained trunk once at 160 px (with a mirrored
     # copy), then the sigmoid head on cached features.
     return AttributesConfig(
-        **PRETRAINED, backbone_size=160, batch_size=32, epochs=40, learning_rate=1e-3,
+        **PRETRAINED_LITE0, backbone_size=160, batch_size=32, epochs=40, learning_rate=1e-3,
         dropout=0.2, transfer_mode="feature_extraction", cached_feature_views=2,
         early_stopping_patience=6, blessing_threshold=0.3,
         augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.0, translation=0.0))
 
 
 def full() -> AttributesConfig:
-    return AttributesConfig(**PRETRAINED, batch_size=32, epochs=40, learning_rate=1e-4,
+    return AttributesConfig(**PRETRAINED_LITE0, batch_size=32, epochs=40, learning_rate=1e-4,
                             transfer_mode="hybrid", frozen_epochs=10, cached_feature_views=2,
                             early_stopping_patience=5, blessing_threshold=0.6)
 
 
 def ccp() -> AttributesConfig:
-    # Real street photos (the ccp data profile) on this machine's CPU: 20 epochs of the head on
-    # cached features (the photos as they are and 3 augmented copies), then 5 epochs fine-tuning
-    # the trunk's last blocks at a tenth of the rate.
-    return AttributesConfig(
-        **PRETRAINED, backbone_size=224, batch_size=32, epochs=25, learning_rate=1e-3,
-        fine_tune_learning_rate=1e-4, dropout=0.3, transfer_mode="hybrid", frozen_epochs=20,
-        fine_tune_layers=40, cached_feature_views=4, early_stopping_patience=6,
-        # CCP photos carry ~5 of 50 item tags: at 0.5 the tagger under-calls them (micro F1
-        # 0.40 vs 0.49 at 0.25 on the eval split, measured on cached features).
-        threshold=0.25, blessing_threshold=0.3,
-        augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.1, translation=0.05))
+    # Real street photos (the ccp data profile) on this machine's CPU. CCP photos carry ~5 of
+    # 50 item tags: at 0.5 the tagger under-calls them (micro F1 0.40 vs 0.49 at 0.25 on the
+    # eval split, measured on cached features).
+    return AttributesConfig(**CCP_HYBRID_SCHEDULE, threshold=0.25, blessing_threshold=0.3)
 
 
 PRESETS = {"smoke": smoke, "default": default, "full": full, "ccp": ccp}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from pipeline_config import AugmentationConfig, check
-from trainer.backbones.configs import EfficientNetConfig
+from trainer.backbones.configs import (CCP_HYBRID_SCHEDULE, PRETRAINED_LITE0,
+                                        EfficientNetConfig)
 
 EXAMPLE_KINDS = ("object_crops", "photos")
 
@@ -31,12 +32,8 @@ class CategoryConfig(EfficientNetConfig):
         check(self.crop_min_side >= 1, "crop_min_side must be >= 1")
 
 
-# The shipped ImageNet EfficientNet-Lite0 (`fashion weights list`) is the trunk of every profile.
-PRETRAINED = {"backbone": "lite0", "weights": "efficientnet-lite0-imagenet"}
-
-
 def smoke() -> CategoryConfig:
-    return CategoryConfig(**PRETRAINED, backbone_size=64, batch_size=8, epochs=1,
+    return CategoryConfig(**PRETRAINED_LITE0, backbone_size=64, batch_size=8, epochs=1,
                           steps_per_epoch=3, eval_steps=2, transfer_mode="feature_extraction",
                           cached_feature_views=1, blessing_threshold=0.0)
 
@@ -47,7 +44,7 @@ def default() -> CategoryConfig:
     # 224 would cost twice the time for a few points) and its features are cached with a
     # mirrored copy; the softmax head then trains for many cheap epochs.
     return CategoryConfig(
-        **PRETRAINED, backbone_size=160, batch_size=32, epochs=40, learning_rate=1e-3,
+        **PRETRAINED_LITE0, backbone_size=160, batch_size=32, epochs=40, learning_rate=1e-3,
         dropout=0.2, transfer_mode="feature_extraction", cached_feature_views=2,
         early_stopping_patience=6, blessing_threshold=0.5,
         augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.0, translation=0.0))
@@ -56,21 +53,15 @@ def default() -> CategoryConfig:
 def full() -> CategoryConfig:
     # On an accelerator: ten epochs of the head on cached features, then the whole trunk
     # fine-tunes with augmentation.
-    return CategoryConfig(**PRETRAINED, batch_size=32, epochs=40, learning_rate=1e-4,
+    return CategoryConfig(**PRETRAINED_LITE0, batch_size=32, epochs=40, learning_rate=1e-4,
                           transfer_mode="hybrid", frozen_epochs=10, cached_feature_views=2,
                           early_stopping_patience=5, blessing_threshold=0.8)
 
 
 def ccp() -> CategoryConfig:
-    # Real street photos (the ccp data profile) on this machine's CPU: 20 epochs of the head on
-    # cached features (the crops as they are and 3 augmented copies), then 5 epochs fine-tuning
-    # the trunk's last blocks at a tenth of the rate.
-    return CategoryConfig(
-        **PRETRAINED, backbone_size=224, batch_size=32, epochs=25, learning_rate=1e-3,
-        fine_tune_learning_rate=1e-4, dropout=0.3, transfer_mode="hybrid", frozen_epochs=20,
-        fine_tune_layers=40, cached_feature_views=4, early_stopping_patience=6,
-        imbalance="class_weights", blessing_threshold=0.3,
-        augmentation=AugmentationConfig(flip=True, rotation=0.0, zoom=0.1, translation=0.05))
+    # Real street photos (the ccp data profile) on this machine's CPU.
+    return CategoryConfig(**CCP_HYBRID_SCHEDULE, imbalance="class_weights",
+                          blessing_threshold=0.3)
 
 
 PRESETS = {"smoke": smoke, "default": default, "full": full, "ccp": ccp}
