@@ -214,18 +214,76 @@ def cmd_predict(args):
         with ServingClient(args.server, protocol, token, ca, args.timeout) as client:
             if args.wait:
                 client.wait_until_available(args.model, args.wait)
-            answers = client.predict_images(args.model, images, args.top_k, args.signature,
-                                            args.version, args.label)
+            signature, detector_input = _predict_signature(client, args)
+            if detector_input:
+                answers = client.detect_images(args.model, images, signature, detector_input,
+                                               args.min_score, args.version, args.label)
+            else:
+                answers = client.predict_images(args.model, images, args.top_k, signature,
+                                                args.version, args.label)
     except (ServingClientError, TimeoutError, OSError) as err:
         print(f"fashion predict: error: {err}", file=sys.stderr)
         return 1, None
     for path, answer in zip(names, answers):
         answer["image"] = path
-    text = "\n".join(f"{a['image']}: {a['top_class']} ({a['top_score']:.3f}); top "
-                     f"{len(a['top_k'])}: " + ", ".join(f"{c} {p:.3f}" for c, p in a["top_k"])
-                     for a in answers)
+    if detector_input:
+        text = "\n".join(f"{a['image']}: {len(a['detections'])} detections" + "".join(
+            f"\n  {d['class']} {d['score']:.3f} box [ymin, xmin, ymax, xmax] "
+            f"{', '.join(f'{v:.3f}' for v in d['box'])}" + "".join(
+                f"; {key} {value}" for key, value in d.items()
+                if key not in ("class", "class_id", "score", "box"))
+            for d in a["detections"]) for a in answers)
+    else:
+        text = "\n".join(f"{a['image']}: {a['top_class']} ({a['top_score']:.3f}); top "
+                         f"{len(a['top_k'])}: " + ", ".join(f"{c} {p:.3f}"
+                                                            for c, p in a["top_k"])
+                         for a in answers)
+    if args.draw:
+        drawn = _draw_answers(args.draw, images, answers)
+        text += f"\ndrew {len(drawn)} images into {args.draw}"
     return 0, _render(args, {"model": args.model, "server": args.server,
                              "protocol": protocol, "predictions": answers}, text)
+
+
+def _predict_signature(client, args) -> tuple:
+    """``(signature, detector input name or None)``: ``--signature``, or the classifiers'
+    ``serving_images`` when the model has it, else ``serving_default``; a signature answering
+    the OD API's detection outputs is called as a detector."""
+    from schemas.serving_api import DETECTION_OUTPUTS, SERVING_DEFAULT
+    served = client.signatures(args.model, args.version, args.label)
+    signature = args.signature or (SERVING_IMAGES if SERVING_IMAGES in served
+                                   else SERVING_DEFAULT)
+    if signature not in served:
+        from serving.client import ServingClientError
+        raise ServingClientError("NOT_FOUND", f"model {args.model} has no signature "
+                                              f"{signature!r}; it has {sorted(served)}")
+    found = served[signature]
+    if set(DETECTION_OUTPUTS) <= set(found["outputs"]) and len(found["inputs"]) == 1:
+        return signature, found["inputs"][0]
+    return signature, None
+
+
+def _draw_answers(folder: str, images: list, answers: list) -> list:
+    """Draws each image with its detections (or its top class) into ``folder``; the paths."""
+    from trainer.evaluation.plots import draw_boxes
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for index, (image, answer) in enumerate(zip(images, answers)):
+        found = answer.get("detections", [])
+        drawn = draw_boxes(image, [d["box"] for d in found], [d["class"] for d in found],
+                           [d["score"] for d in found], width=384,
+                           details=[" ".join(str(v) for k, v in d.items() if k not in (
+                               "class", "class_id", "score", "box") and v not in ("", []))
+                               for d in found])
+        if "top_class" in answer:
+            from PIL import ImageDraw
+            ImageDraw.Draw(drawn).text((4, 4), f"{answer['top_class']} "
+                                               f"{answer['top_score']:.2f}", fill=(255, 0, 255))
+        stem = os.path.splitext(os.path.basename(str(answer["image"])))[0] or str(index)
+        path = os.path.join(folder, f"{index:03d}_{stem}.png")
+        drawn.save(path)
+        paths.append(path)
+    return paths
 
 
 def cmd_evaluate(args) -> int:
@@ -345,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("predict", help="send image files to a served model and print its "
-                                       "ranked classes (gRPC or REST)")
+                                       "ranked classes or detections (gRPC or REST)")
     p.add_argument("images", nargs="*", help="encoded image files (JPEG/PNG/GIF/BMP)")
     p.add_argument("--records", default=None,
                    help="also send the images of catalog TFRecords matching this glob")
@@ -356,7 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="category", help="served model name")
     p.add_argument("--version", type=int, default=None, help="model version (default: latest)")
     p.add_argument("--label", default=None, help="model version label, e.g. stable")
-    p.add_argument("--signature", default=SERVING_IMAGES, help="signature taking the bytes")
+    p.add_argument("--signature", default=None,
+                   help="signature taking the bytes (default: serving_images when the model has "
+                        "it, else serving_default); a detector's is recognised by its outputs")
+    p.add_argument("--min-score", type=float, default=0.3,
+                   help="detectors: list detections scoring at least this")
+    p.add_argument("--draw", default=None, metavar="DIR",
+                   help="also write each image drawn with its answer (boxes in the study's "
+                        "colours) into DIR")
     p.add_argument("--top-k", type=int, default=5, help="classes to list per image")
     p.add_argument("--wait", type=float, default=0.0,
                    help="wait up to this many seconds for the model to become AVAILABLE")

@@ -2,7 +2,8 @@
 
 Components are wired here from the family registry; trainer code is named by dotted path and no
 model code is imported. Each family's branch is Trainer → LatestBlessedModel Resolver → its
-evaluator (TFX Evaluator with the family's EvalConfig, or its own evaluator component) →
+evaluator (TFX Evaluator with the family's EvalConfig, the OfflineEvaluator running the family's
+offline metrics, or its own evaluator component) →
 ServingInfraValidator → Pusher, plus its extra components and an EvaluationReport; composite
 nodes (several families' blessed models) come after the branches they take.
 ``create_pipeline(config)`` returns a ``tfx.dsl.Pipeline`` that LocalDagRunner runs
@@ -12,17 +13,20 @@ nodes (several families' blessed models) come after the branches they take.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from tfx import v1 as tfx
 
 from components.anomaly_gate.component import AnomalyGate
+from components.composite_model.component import ComposeModel
 from components.catalog_import.spans import split_input_pattern
 from components.evaluation_report.component import EvaluationReport
 from components.infra_validator.component import ServingInfraValidator
+from components.offline_evaluator.component import OfflineEvaluator
 from pipeline_config import PipelineConfig
 from schemas import features as F
 from trainer.families import registry
-from trainer.families.spec import TFMA, FamilySpec, resolve
+from trainer.families.spec import OFFLINE, TFMA, FamilySpec, resolve
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 
@@ -49,6 +53,11 @@ def _evaluator(spec: FamilySpec, family_config, examples, model, baseline_model)
             examples=examples, model=model, baseline_model=baseline_model,
             eval_config=resolve(spec.evaluation.factory)(family_config),
             example_splits=["eval"])
+    if spec.evaluation.kind == OFFLINE:
+        return OfflineEvaluator(examples=examples, model=model, baseline_model=baseline_model,
+                                family=spec.name,
+                                blessing_threshold=family_config.blessing_threshold,
+                                min_improvement=family_config.min_improvement)
     return resolve(spec.evaluation.factory)(family_config, examples, model, baseline_model)
 
 
@@ -112,8 +121,36 @@ def family_branch(config: PipelineConfig, spec: FamilySpec, examples, schema_gen
         model=model, family=spec.name, section=section,
     ).with_id(spec.node_id("EvaluationReport")))
     channels = {"model": model, "blessing": evaluator.outputs["blessing"],
-                "pushed_model": pusher.outputs["pushed_model"], "examples": examples}
+                "pushed_model": pusher.outputs["pushed_model"], "examples": examples,
+                "pusher": pusher}
     return nodes, channels
+
+
+def composite_nodes(config: PipelineConfig, composite, inputs: dict) -> list:
+    """A builder composite's nodes: ComposeModel after the Pushers of the families it takes
+    (``inputs``: their branch channels), a ServingInfraValidator and a Pusher to the serving
+    folder named after it."""
+    first = inputs[composite.families[0]]
+    compose = ComposeModel(
+        examples=first["examples"], composite=composite.name, builder=composite.builder,
+        model_dirs=json.dumps({family: config.serving_model_dir(family)
+                               for family in composite.families}),
+    ).with_id(composite.node_id("Composer"))
+    for family in composite.families:
+        compose.add_upstream_node(inputs[family]["pusher"])
+    probe = composite.infra_probe
+    infra_validator = ServingInfraValidator(
+        model=compose.outputs["model"], examples=first["examples"],
+        signature_name=probe.signature, input_name=probe.input_name,
+        input_kind=probe.input_kind, check=probe.check,
+    ).with_id(composite.node_id("InfraValidator"))
+    pusher = tfx.components.Pusher(
+        model=compose.outputs["model"], infra_blessing=infra_validator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.serving_model_dir(composite.name))),
+    ).with_id(composite.node_id("Pusher"))
+    return [compose, infra_validator, pusher]
 
 
 def _transform(config: PipelineConfig, examples, schema_gen, specs, node_id: str):
@@ -171,8 +208,9 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
         components += nodes
     for composite in registry.composite_specs():
         if set(composite.families) <= set(config.families):
-            components += resolve(composite.factory)(
-                config, {name: channels[name] for name in composite.families})
+            inputs = {name: channels[name] for name in composite.families}
+            components += (resolve(composite.factory)(config, inputs) if composite.factory
+                           else composite_nodes(config, composite, inputs))
 
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,

@@ -66,14 +66,16 @@ def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
     generated = ensure_catalog(config, log)
     os.makedirs(config.workspace_dir, exist_ok=True)
     log(f"running pipeline {config.name!r} (profile {config.profile}) in {config.workspace_dir}")
-    before = {family: set(glob.glob(os.path.join(config.serving_model_dir(family), "*")))
-              for family in config.families}
+    served = list(config.families) + [c.name for c in registry.composite_specs()
+                                      if set(c.families) <= set(config.families)]
+    before = {name: set(glob.glob(os.path.join(config.serving_model_dir(name), "*")))
+              for name in served}
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
     # Only a version this run wrote counts: an unblessed model leaves the serving dir as it was.
     pushed = {}
-    for family in config.families:
-        new = set(glob.glob(os.path.join(config.serving_model_dir(family), "*"))) - before[family]
-        pushed[family] = max(new, key=lambda p: int(os.path.basename(p))) if new else None
+    for name in served:
+        new = set(glob.glob(os.path.join(config.serving_model_dir(name), "*"))) - before[name]
+        pushed[name] = max(new, key=lambda p: int(os.path.basename(p))) if new else None
     specs = [registry.get(family) for family in config.families]
     reports = {}
     for spec in specs:
@@ -106,10 +108,11 @@ def _snake(name: str) -> str:
 
 def write_models_config(config: PipelineConfig) -> Optional[str]:
     """Writes ``<serving root>/models.config`` (TF Serving's ModelServerConfig text proto) for
-    every registered family with a pushed version, so ``fashion serve --model_config_file``
-    serves them all.
+    every registered family and composite with a pushed version, so ``fashion serve
+    --model_config_file`` serves them all.
     """
-    families = [f for f in registry.family_names()
+    names = list(registry.family_names()) + [c.name for c in registry.composite_specs()]
+    families = [f for f in names
                 if glob.glob(os.path.join(config.serving_model_dir(f), "[0-9]*"))]
     if not families:
         return None

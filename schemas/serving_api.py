@@ -41,6 +41,18 @@ CLASSIFY = "classify"  # TF Serving's classify method on serialized tf.Examples
 TRANSFORM_FEATURES = "transform_features"  # serialized tf.Examples → TF Transform features
 # One class name per line (a name may contain spaces), in score-column order.
 CLASS_NAMES_ASSET = "class_names.txt"
+# A classifier's best class and its score; the tagger's decoded 0/1 tags.
+TOP_CLASS_OUTPUT = "top_class"
+TOP_SCORE_OUTPUT = "top_score"
+TAGS_OUTPUT = "tags"
+# A detector's outputs, as the TF Object Detection API names them: normalised
+# [ymin, xmin, ymax, xmax] boxes, scores, class ids (floats, 1 = the first class; 0 is the
+# background) and the count of detections per image.
+DETECTION_BOXES = "detection_boxes"
+DETECTION_SCORES = "detection_scores"
+DETECTION_CLASSES = "detection_classes"
+NUM_DETECTIONS = "num_detections"
+DETECTION_OUTPUTS = (DETECTION_BOXES, DETECTION_SCORES, DETECTION_CLASSES, NUM_DETECTIONS)
 
 _SHARD = re.compile(r"^variables\.data-(\d+)-of-(\d+)$")
 

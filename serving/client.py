@@ -2,8 +2,9 @@
 
 It speaks only the public API (the ``tensorflow-serving-api`` gRPC stubs, or the documented REST
 paths), so the same code works against either server. ``predict_images`` sends encoded image
-bytes to the ``serving_images`` signature the pipeline exports and returns one ranked answer per
-image.
+bytes to the ``serving_images`` signature the pipeline's classifiers export and returns one
+ranked answer per image; ``detect_images`` sends them to a detector (OD API outputs) and returns
+each image's detections.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from schemas.serving_api import CLASSES_OUTPUT, IMAGES_INPUT, SCORES_OUTPUT, SERVING_IMAGES
+from schemas.features import SUPER_CATEGORIES
+from schemas.serving_api import (CLASSES_OUTPUT, DETECTION_OUTPUTS, IMAGES_INPUT, SCORES_OUTPUT,
+                                 SERVING_DEFAULT, SERVING_IMAGES)
 
 
 class ServingClientError(RuntimeError):
@@ -139,6 +142,28 @@ class ServingClient:
         raise TimeoutError(f"model {model!r} at {self.target} not AVAILABLE after {timeout} s"
                            + (f" (last error: {last})" if last else ""))
 
+    def signatures(self, model: str, version: Optional[int] = None,
+                   label: Optional[str] = None) -> dict:
+        """``{signature: {"inputs": [names], "outputs": [names], "method_name": str}}`` of a
+        served model version (TF Serving's GetModelMetadata)."""
+        if self.protocol == "rest":
+            found = self._rest(self._model_path(model, version, label) + "/metadata")[
+                "metadata"]["signature_def"]["signature_def"]
+            return {name: {"inputs": sorted(d.get("inputs", {})),
+                           "outputs": sorted(d.get("outputs", {})),
+                           "method_name": d.get("method_name", "")}
+                    for name, d in found.items()}
+        from tensorflow_serving.apis import get_model_metadata_pb2
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        self._spec(request.model_spec, model, version, label)
+        request.metadata_field.append("signature_def")
+        response = self._grpc(self._prediction.GetModelMetadata, request)
+        found = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(found)
+        return {name: {"inputs": sorted(d.inputs), "outputs": sorted(d.outputs),
+                       "method_name": d.method_name}
+                for name, d in found.signature_def.items()}
+
     def predict(self, model: str, inputs: dict, signature: str = "",
                 version: Optional[int] = None, label: Optional[str] = None) -> dict:
         """Predict with named numpy inputs; returns named numpy outputs."""
@@ -180,3 +205,63 @@ class ServingClient:
             answers.append({"top_class": ranked[0][0], "top_score": ranked[0][1],
                             "top_k": ranked})
         return answers
+
+    def detect_images(self, model: str, images: Sequence[bytes], signature: str = SERVING_DEFAULT,
+                      input_name: str = "inputs", min_score: float = 0.0,
+                      version: Optional[int] = None, label: Optional[str] = None) -> list[dict]:
+        """Each encoded image's detections scoring at least ``min_score``: ``{"detections":
+        [{"class", "class_id", "score", "box": [ymin, xmin, ymax, xmax] normalised, ...}]}``.
+
+        Other outputs with one value per detection (a composite's classification of each
+        detected garment) are added to each detection under their names; a per-detection 0/1
+        vector whose columns an output of per-image strings names becomes the list of the names
+        that are set.
+        """
+        outputs = self.predict(model, {input_name: np.array(list(images), dtype=object)},
+                               signature, version, label)
+        missing = [k for k in DETECTION_OUTPUTS if k not in outputs]
+        if missing:
+            raise ServingClientError("RESPONSE", f"not a detector's answer: no {missing}")
+        boxes = np.asarray(outputs[DETECTION_OUTPUTS[0]])
+        rows, slots = boxes.shape[:2]
+        extras, column_names = {}, {}
+        for key, value in outputs.items():
+            value = np.asarray(value)
+            if key in DETECTION_OUTPUTS or value.ndim < 2 or value.shape[0] != rows:
+                continue
+            if value.shape[1] == slots:
+                extras[key] = value
+            elif value.ndim == 2 and value.dtype.kind in "OSU":
+                column_names[value.shape[1]] = value
+        answers = []
+        for row in range(rows):
+            found = []
+            for index in range(int(outputs["num_detections"][row])):
+                score = float(outputs["detection_scores"][row][index])
+                class_id = int(outputs["detection_classes"][row][index])
+                if score < min_score:
+                    continue
+                detection = {"class": SUPER_CATEGORIES[class_id - 1]
+                             if 0 < class_id <= len(SUPER_CATEGORIES) else str(class_id),
+                             "class_id": class_id, "score": round(score, 6),
+                             "box": [round(float(v), 6) for v in boxes[row][index]]}
+                for key, value in extras.items():
+                    detection[key] = _plain(value[row][index], column_names, row)
+                found.append(detection)
+            answers.append({"detections": found})
+        return answers
+
+
+def _plain(value, column_names: dict, row: int):
+    """A JSON-able value: text decoded, numbers rounded; a 0/1 vector with named columns as the
+    names that are set."""
+    value = np.asarray(value)
+    if value.ndim == 1 and value.dtype.kind == "f" and value.shape[0] in column_names:
+        names = column_names[value.shape[0]][row]
+        return [_plain(names[i], {}, row) for i in np.flatnonzero(value >= 0.5)]
+    if value.ndim:
+        return [_plain(v, column_names, row) for v in value]
+    item = value.item()
+    if isinstance(item, bytes):
+        return item.decode("utf-8", "replace")
+    return round(item, 6) if isinstance(item, float) else item

@@ -86,7 +86,7 @@ def test_families_override_from_the_command_line():
     config = pc.replace_nested(pc.get_config("smoke"), "families", "category, brand")
     assert config.families == ("category", "brand")
     with pytest.raises(pc.ConfigError, match="families"):
-        pc.replace_nested(config, "families", "category,detector")
+        pc.replace_nested(config, "families", "category,segmenter")
     with pytest.raises(pc.ConfigError, match="twice"):
         pc.replace_nested(config, "families", "brand,brand")
 
@@ -117,7 +117,7 @@ def test_family_overrides_convert_types():
 
 def test_unknown_family_is_refused():
     with pytest.raises(pc.ConfigError, match="unknown family"):
-        pc.get_config("smoke").family("detector")
+        pc.get_config("smoke").family("segmenter")
 
 
 def test_config_is_frozen():

@@ -31,7 +31,9 @@ def test_the_experiment_follows_the_family_config():
     generator = model.detection_generator
     assert (generator.pre_nms_score_threshold, generator.nms_iou_threshold,
             generator.max_num_detections) == (0.2, 0.4, 7)
-    assert model.backbone.type == "mobilenet"
+    assert (model.backbone.type, model.backbone.efficientnet_lite.model_id) == (
+        "efficientnet_lite", "lite0")
+    assert generator.nms_version == "batched"
     parser = experiment.task.train_data.parser
     assert (parser.aug_rand_hflip, parser.aug_scale_min, parser.aug_scale_max) == (
         False, 0.9, 1.1)
@@ -40,7 +42,11 @@ def test_the_experiment_follows_the_family_config():
     assert experiment.trainer.train_steps == 15
     assert experiment.trainer.optimizer_config.learning_rate.cosine.initial_learning_rate == 2e-3
     full = model_garden.experiment_config(detector_config.full()).task.model
-    assert (full.backbone.type, full.backbone.resnet.model_id) == ("resnet", 50)
+    assert (full.input_size, full.max_level, full.backbone.efficientnet_lite.weights) == (
+        [512, 512, 3], 7, "efficientnet-lite0-imagenet")
+    resnet = model_garden.experiment_config(detector_config.DetectorConfig(
+        backbone="resnet50")).task.model
+    assert (resnet.backbone.type, resnet.backbone.resnet.model_id) == ("resnet", 50)
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -48,6 +54,9 @@ def test_the_experiment_follows_the_family_config():
     ({"backbone": "vgg"}, "backbone"),
     ({"nms_iou_threshold": 0.0}, "NMS IoU"),
     ({"scale_jitter": (1.2, 1.5)}, "scale_jitter"),
+    ({"backbone": "resnet50", "weights": "efficientnet-lite0-imagenet"}, "no offline weights"),
+    ({"nms_version": "v9"}, "nms_version"),
+    ({"min_level": 1}, "levels"),
 ])
 def test_bad_detector_configs_are_refused(fields, message):
     with pytest.raises(ConfigError, match=message):
@@ -80,3 +89,32 @@ def test_the_smoke_retinanet_returns_the_od_api_outputs():
     trained = model(images, training=True)
     levels = range(config.min_level, config.max_level + 1)
     assert sorted(trained["cls_outputs"]) == [str(level) for level in levels]
+
+
+def test_the_model_garden_backbone_is_the_pretrained_lite0_trunk():
+    """Model Garden's ``efficientnet_lite`` backbone (tf_keras) with the shipped ImageNet
+    weights computes what the project's Keras 3 Lite0 computes on the same pixels, given as
+    Model Garden's parser normalises them; its levels are the strides 4..32."""
+    from official.vision.ops import preprocess_ops
+
+    from trainer.backbones import efficientnet_lite as lite
+    from trainer.backbones import model_garden as mg_backbones
+    from trainer.backbones.torch_checkpoint import read_legacy_checkpoint
+    from trainer.weights import PRESETS
+    import tf_keras
+    pixels = tf.random.stateless_uniform([1, 64, 64, 3], seed=(1, 2), maxval=255.0)
+    backbone = mg_backbones.EfficientNetLiteBackbone(
+        "lite0", tf_keras.layers.InputSpec(shape=[None, 64, 64, 3]),
+        weights="efficientnet-lite0-imagenet")
+    assert {level: tuple(shape[1:3]) for level, shape in backbone.output_specs.items()} == {
+        "2": (16, 16), "3": (8, 8), "4": (4, 4), "5": (2, 2)}
+    ours = lite.efficientnet_lite("lite0", input_size=64, include_top=False, pooling=None,
+                                  weights=lite.keras_weights_from_torch(read_legacy_checkpoint(
+                                      PRESETS["efficientnet-lite0-imagenet"].path())))
+    normalised = preprocess_ops.normalize_image(pixels[0], offset=preprocess_ops.MEAN_RGB,
+                                                scale=preprocess_ops.STDDEV_RGB)[None]
+    np.testing.assert_allclose(backbone(normalised, training=False)["5"].numpy(),
+                               ours(pixels, training=False).numpy(), rtol=1e-3, atol=1e-3)
+    untrained = mg_backbones.EfficientNetLiteBackbone(
+        "lite0", tf_keras.layers.InputSpec(shape=[None, 64, 64, 3]))
+    assert not np.allclose(untrained(normalised)["5"].numpy(), ours(pixels).numpy(), atol=1e-2)

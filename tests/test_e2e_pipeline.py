@@ -271,6 +271,59 @@ def test_evaluate_command_reports_metrics(smoke_run):
     assert all(name.startswith("item:") for name in items["per_attribute"])
 
 
+def test_evaluate_command_reports_the_detectors_coco_metrics(smoke_run):
+    workspace, _ = smoke_run
+    data = str(workspace / "catalog" / "span-1" / "eval" / "*")
+    result = json.loads(_fashion("evaluate", "--family", "detector", "--model",
+                                 str(workspace / "serving" / "detector"), "--data", data,
+                                 "--json").stdout)
+    assert result["examples"] + result["skipped_without_boxes"] == _eval_count(workspace)
+    for key in ("mAP", "mAP_50", "mAP_75", "mAP_small", "mAP_medium", "mAP_large", "AR_1",
+                "AR_10", "AR_100", "prior_boxes_mAP"):
+        assert 0.0 <= result[key] <= 1.0, key
+
+
+def test_the_detectors_report_shows_coco_metrics_and_a_gallery(smoke_run):
+    _, summary = smoke_run
+    report = open(summary["reports"]["detector_evaluation"]).read()
+    assert "mAP_50" in report and "AR_100" in report and "prior_boxes_mAP" in report
+    assert report.count("data:image/png;base64,") >= 4  # the eval gallery, embedded
+
+
+def test_the_garments_composite_is_pushed_and_answers_per_detection(smoke_run, tmp_path):
+    """detect → crop → classify, served: `fashion predict` on the composite lists each
+    detection with its garment category and attributes, and draws them."""
+    import shutil
+
+    import portpicker
+
+    from serving.config_files import ModelSpec
+    from serving.server import ModelServer, ServerOptions
+    workspace, summary = smoke_run
+    pushed = summary["pushed_models"]["garments"]
+    assert pushed and 'name: "garments"' in open(summary["models_config"]).read()
+    shutil.copytree(pushed, tmp_path / "garments" / "1")
+    server = ModelServer([ModelSpec("garments", str(tmp_path / "garments"))],
+                         ServerOptions(grpc_port=portpicker.pick_unused_port(), poll_seconds=0.2))
+    server.start()
+    try:
+        answer = json.loads(_fashion(
+            "predict", "--server", f"127.0.0.1:{server.grpc_port}", "--model", "garments",
+            "--wait", "120", "--records", str(workspace / "catalog" / "span-1" / "eval" / "*"),
+            "--limit", "2", "--min-score", "0", "--draw", str(tmp_path / "drawn"),
+            "--json").stdout)
+    finally:
+        server.stop()
+    (first, _) = answer["predictions"]
+    assert first["detections"], first
+    for detection in first["detections"]:
+        assert detection["class"] in F.SUPER_CATEGORIES and len(detection["box"]) == 4
+        assert "garment_category" in detection and "garment_attributes" in detection
+    classified = [d for d in first["detections"] if d["garment_category"]]
+    assert all(d["garment_category"] in F.GARMENT_CATEGORIES for d in classified)
+    assert len(os.listdir(tmp_path / "drawn")) == 2
+
+
 def test_schema_anomaly_blocks_training_and_pushing(tmp_path):
     catalog = tmp_path / "catalog"
     with SpanWriter(str(catalog), num_shards=1) as writer:

@@ -16,6 +16,7 @@ from trainer.families.category.features import CATEGORY_LABEL
 SPECS = registry.family_specs()
 BRANCH_STEPS = ("Trainer", "LatestBlessedModel", "Evaluator", "InfraValidator", "Pusher",
                 "EvaluationReport")
+COMPOSITE_STEPS = ("Composer", "InfraValidator", "Pusher")
 
 
 def own_examples(config, spec) -> bool:
@@ -26,6 +27,10 @@ def own_examples(config, spec) -> bool:
 
 
 def transform_of(config, spec) -> str:
+    """The node a family's Trainer waits for: its Transform, or the gate when it trains on the
+    records themselves."""
+    if spec.transform_fragment is None:
+        return "AnomalyGate"
     return spec.node_id("Transform") if own_examples(config, spec) else "Transform"
 
 
@@ -39,6 +44,10 @@ def expected_nodes(config, specs=SPECS) -> set:
         if own_examples(config, spec):
             nodes |= {spec.node_id("Examples"), spec.node_id("Transform")}
         nodes |= {spec.node_id(extra.id_suffix) for extra in spec.extra_components}
+    names = {spec.name for spec in specs}
+    for composite in registry.composite_specs():
+        if composite.builder and set(composite.families) <= names:
+            nodes |= {composite.node_id(step) for step in COMPOSITE_STEPS}
     return nodes
 
 
@@ -94,6 +103,9 @@ def test_gate_blocks_everything_after_validation(nodes, config):
     for spec in SPECS:
         if own_examples(config, spec):
             assert "AnomalyGate" in nodes[spec.node_id("Examples")].upstream_nodes
+        if spec.transform_fragment is None:  # trains on the records: gated directly
+            assert "AnomalyGate" in nodes[spec.node_id("Trainer")].upstream_nodes
+            assert "Transform" not in nodes[spec.node_id("Trainer")].upstream_nodes
 
 
 def test_category_trains_and_is_evaluated_on_garment_crops(nodes, built, config):
@@ -130,7 +142,7 @@ def test_each_branch_is_configured_from_its_spec_and_config(built, config, spec)
 
 def test_transform_runs_every_trained_familys_fragment(built, config):
     components = {c.id: c for c in built.components}
-    for spec in SPECS:
+    for spec in [s for s in SPECS if s.transform_fragment]:
         transform = components[transform_of(config, spec)]
         assert transform.exec_properties["preprocessing_fn"] == PREPROCESSING_FN
         assert spec.transform_fragment in transform.exec_properties["custom_config"]
@@ -226,3 +238,22 @@ def test_kubeflow_compilation_writes_a_pipeline_spec(tmp_path):
     assert "registry.example/fashion:1" in text
     assert "gs://example-bucket/fashion/pipeline_root" in text
     assert "metadata.sqlite" not in text
+
+
+@pytest.mark.parametrize("composite", [c for c in registry.composite_specs() if c.builder],
+                         ids=lambda c: c.name)
+def test_a_composite_is_composed_after_its_families_pushers_and_pushed_if_served(
+        nodes, built, config, composite):
+    composer = nodes[composite.node_id("Composer")]
+    for family in composite.families:
+        assert registry.get(family).node_id("Pusher") in composer.upstream_nodes
+    pusher = nodes[composite.node_id("Pusher")]
+    assert composite.node_id("InfraValidator") in pusher.upstream_nodes
+    assert set(pusher.inputs.inputs) == {"model", "infra_blessing"}
+    components = {c.id: c for c in built.components}
+    assert config.serving_model_dir(composite.name) in str(
+        components[composite.node_id("Pusher")].exec_properties["push_destination"])
+    assert components[composite.node_id("Composer")].exec_properties["builder"] == \
+        composite.builder
+    without = create_pipeline(dataclasses.replace(config, families=composite.families[1:]))
+    assert composite.node_id("Composer") not in {c.id for c in without.components}

@@ -28,10 +28,10 @@ def toy_registered():
 
 
 def test_the_built_in_families_in_order():
-    assert registry.family_names() == ("category", "attributes", "brand")
+    assert registry.family_names() == ("category", "attributes", "brand", "detector")
     assert registry.get("brand").name == "brand"
-    with pytest.raises(ValueError, match="unknown family 'detector'"):
-        registry.get("detector")
+    with pytest.raises(ValueError, match="unknown family 'segmenter'"):
+        registry.get("segmenter")
 
 
 def test_a_family_registered_once_only(toy_registered):

@@ -125,8 +125,8 @@ def declared_decode_cost(encoded: tf.Tensor) -> tuple:
     ], default=lambda: (tf.constant(0, tf.int64), tf.constant(1, tf.int64)), exclusive=True)
 
 
-def decode_and_resize(encoded: tf.Tensor, stored_size: int) -> tf.Tensor:
-    """Decodes one encoded image to a ``stored_size``² letterboxed uint8 RGB tensor.
+def checked_decode(encoded: tf.Tensor) -> tf.Tensor:
+    """Decodes one encoded image (JPEG/PNG/GIF/BMP; a GIF's first frame) to uint8 RGB.
 
     An image whose header declares more than ``MAX_IMAGE_PIXELS`` pixels to decode (all frames
     of a GIF together), or a GIF of more than ``MAX_GIF_FRAMES`` frames, fails with an
@@ -145,8 +145,15 @@ def decode_and_resize(encoded: tf.Tensor, stored_size: int) -> tf.Tensor:
     with tf.control_dependencies(checks):
         encoded = tf.identity(encoded)
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
-    image = tf.image.resize_with_pad(tf.cast(image, tf.float32), stored_size, stored_size,
-                                     antialias=True)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def decode_and_resize(encoded: tf.Tensor, stored_size: int) -> tf.Tensor:
+    """Decodes one encoded image (:func:`checked_decode`) to a ``stored_size``² letterboxed
+    uint8 RGB tensor."""
+    image = tf.image.resize_with_pad(tf.cast(checked_decode(encoded), tf.float32), stored_size,
+                                     stored_size, antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 

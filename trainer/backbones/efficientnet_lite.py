@@ -61,32 +61,32 @@ def block_plan(variant: str) -> list:
     return plan
 
 
-def _bn(name: str):
-    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
+def _bn(name: str, api=keras):
+    return api.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
 def _block(x, index: int, kernel: int, stride: int, expansion: int, filters_in: int,
-           filters_out: int, drop_rate: float):
+           filters_out: int, drop_rate: float, api=keras):
     prefix = f"block{index}_"
     inputs = x
     if expansion != 1:
-        x = keras.layers.Conv2D(filters_in * expansion, 1, padding="same", use_bias=False,
-                                name=prefix + "expand_conv")(x)
-        x = _bn(prefix + "expand_bn")(x)
-        x = keras.layers.ReLU(6.0, name=prefix + "expand_activation")(x)
-    x = keras.layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
-                                     name=prefix + "dwconv")(x)
-    x = _bn(prefix + "dwconv_bn")(x)
-    x = keras.layers.ReLU(6.0, name=prefix + "activation")(x)
-    x = keras.layers.Conv2D(filters_out, 1, padding="same", use_bias=False,
-                            name=prefix + "project_conv")(x)
-    x = _bn(prefix + "project_bn")(x)
+        x = api.layers.Conv2D(filters_in * expansion, 1, padding="same", use_bias=False,
+                              name=prefix + "expand_conv")(x)
+        x = _bn(prefix + "expand_bn", api)(x)
+        x = api.layers.ReLU(6.0, name=prefix + "expand_activation")(x)
+    x = api.layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False,
+                                   name=prefix + "dwconv")(x)
+    x = _bn(prefix + "dwconv_bn", api)(x)
+    x = api.layers.ReLU(6.0, name=prefix + "activation")(x)
+    x = api.layers.Conv2D(filters_out, 1, padding="same", use_bias=False,
+                          name=prefix + "project_conv")(x)
+    x = _bn(prefix + "project_bn", api)(x)
     if stride == 1 and filters_in == filters_out:
         if drop_rate > 0:
             # Stochastic depth: drops the whole residual branch per example while training.
-            x = keras.layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1),
-                                     name=prefix + "drop")(x)
-        x = keras.layers.Add(name=prefix + "add")([x, inputs])
+            x = api.layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1),
+                                   name=prefix + "drop")(x)
+        x = api.layers.Add(name=prefix + "add")([x, inputs])
     return x
 
 
@@ -108,18 +108,8 @@ def efficientnet_lite(variant: str = "lite0", *, input_size: int | None = None,
     _, _, default_size, top_dropout = LITE_VARIANTS[variant]
     size = input_size or default_size
     inputs = keras.Input((size, size, 3), name="image", dtype="float32")
-    x = keras.layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD,
-                               name="scale_pixels")(inputs)
-    x = keras.layers.Conv2D(STEM_FILTERS, 3, strides=2, padding="same", use_bias=False,
-                            name="stem_conv")(x)
-    x = _bn("stem_bn")(x)
-    x = keras.layers.ReLU(6.0, name="stem_activation")(x)
-    plan = block_plan(variant)
-    for index, block in enumerate(plan):
-        x = _block(x, index, *block, drop_rate=DROP_CONNECT_RATE * index / len(plan))
-    x = keras.layers.Conv2D(HEAD_FILTERS, 1, padding="same", use_bias=False, name="top_conv")(x)
-    x = _bn("top_bn")(x)
-    x = keras.layers.ReLU(6.0, name="top_activation")(x)
+    x = trunk(keras.layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD,
+                                     name="scale_pixels")(inputs), variant)[-1]
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = keras.layers.Dropout(top_dropout, name="top_dropout")(x)
@@ -131,6 +121,28 @@ def efficientnet_lite(variant: str = "lite0", *, input_size: int | None = None,
         load_by_layer_name(model, weights if isinstance(weights, dict)
                            else weights_by_layer_name(variant, weights))
     return model
+
+
+def trunk(scaled, variant: str, api=keras) -> list:
+    """The feature maps of the ``variant``'s trunk on ``scaled`` pixels (``(x - 127) / 128``):
+    one per stride 2, 4, 8, 16 and 32 — the last block of each stride, and at stride 32 the
+    head (``top_activation``) — built with the Keras API module ``api`` (Keras 3, or
+    ``tf_keras`` for TF Model Garden; the layer names are the same, so the same weights load).
+    """
+    x = api.layers.Conv2D(STEM_FILTERS, 3, strides=2, padding="same", use_bias=False,
+                          name="stem_conv")(scaled)
+    x = _bn("stem_bn", api)(x)
+    x = api.layers.ReLU(6.0, name="stem_activation")(x)
+    plan = block_plan(variant)
+    by_stride, stride = {}, 2
+    for index, block in enumerate(plan):
+        x = _block(x, index, *block, drop_rate=DROP_CONNECT_RATE * index / len(plan), api=api)
+        stride *= block[1]
+        by_stride[stride] = x
+    x = api.layers.Conv2D(HEAD_FILTERS, 1, padding="same", use_bias=False, name="top_conv")(x)
+    x = _bn("top_bn", api)(x)
+    by_stride[stride] = api.layers.ReLU(6.0, name="top_activation")(x)
+    return [by_stride[s] for s in sorted(by_stride)]
 
 
 def weights_by_layer_name(variant: str, path: str) -> dict:

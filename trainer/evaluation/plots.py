@@ -16,3 +16,37 @@ def colorize(values: np.ndarray) -> np.ndarray:
     high = np.minimum(low + 1, len(_RAMP) - 1)
     fraction = (position - low)[..., None]
     return (_RAMP[low] * (1 - fraction) + _RAMP[high] * fraction).round().astype(np.uint8)
+
+
+# The pipeline study's box colours: upper body red, lower blue, full green, footwear orange.
+SUPER_CATEGORY_COLOURS = {"upper_body": (220, 40, 40), "lower_body": (40, 90, 230),
+                          "full_body": (30, 170, 60), "footwear": (250, 150, 20)}
+
+
+def draw_boxes(encoded: bytes, boxes, names, scores=(), truth_boxes=(), width: int = 256,
+               details=()):
+    """The encoded image, ``width`` pixels wide, with ``truth_boxes`` (thin white) and ``boxes``
+    (normalised ``[ymin, xmin, ymax, xmax]``) in their class colour, captioned with ``names``,
+    ``scores`` and a second line of ``details`` (e.g. the garment's category); a PIL image."""
+    import io
+
+    from PIL import Image, ImageDraw
+    image = Image.open(io.BytesIO(encoded)).convert("RGB")
+    image = image.resize((width, max(1, round(image.height * width / image.width))))
+    canvas = ImageDraw.Draw(image)
+
+    def corners(box):
+        ymin, xmin, ymax, xmax = box
+        return [xmin * image.width, ymin * image.height, xmax * image.width,
+                ymax * image.height]
+    for box in truth_boxes:
+        canvas.rectangle(corners(box), outline=(255, 255, 255), width=1)
+    for index, (box, name) in enumerate(zip(boxes, names)):
+        colour = SUPER_CATEGORY_COLOURS.get(name, (255, 0, 255))
+        xy = corners(box)
+        canvas.rectangle(xy, outline=colour, width=2)
+        caption = f"{name} {scores[index]:.2f}" if len(scores) > index else name
+        if len(details) > index and details[index]:
+            caption += "\n" + details[index]
+        canvas.text((xy[0] + 2, xy[1] + 1), caption, fill=colour)
+    return image

@@ -16,6 +16,8 @@ import numpy as np
 
 BLESSED = "BLESSED"
 NOT_BLESSED = "NOT_BLESSED"
+# What ``components.offline_evaluator`` writes into its ModelEvaluation artifact.
+OFFLINE_METRICS_FILE = "metrics.json"
 
 
 @dataclasses.dataclass
@@ -74,11 +76,16 @@ def flatten_metrics(metrics: dict, class_names: Sequence[str] = ()) -> dict:
     return values
 
 
-def record_blessing(blessing, blessed: bool) -> None:
+def record_blessing(blessing, blessed: bool, model=None, baseline_model=None) -> None:
     """Records a verdict on a ModelBlessing artifact as TFX's Evaluator does: the ``blessed``
-    custom property the Pusher checks, and a BLESSED or NOT_BLESSED file (for a custom
-    evaluator component)."""
+    custom property the Pusher checks, the ids of the ``model`` judged (and of the
+    ``baseline_model``) that ``LatestBlessedModelStrategy`` matches models by, and a BLESSED or
+    NOT_BLESSED file (for a custom evaluator component)."""
     blessing.set_int_custom_property("blessed", int(blessed))
+    for key, artifact in (("current_model", model), ("baseline_model", baseline_model)):
+        if artifact is not None:
+            blessing.set_string_custom_property(key, artifact.uri)
+            blessing.set_int_custom_property(f"{key}_id", artifact.id)
     os.makedirs(blessing.uri, exist_ok=True)
     with open(os.path.join(blessing.uri, BLESSED if blessed else NOT_BLESSED), "w"):
         pass
@@ -88,6 +95,17 @@ def is_blessed(blessing_uri: str) -> bool:
     """The verdict a ModelBlessing artifact's folder records (TFX writes BLESSED or
     NOT_BLESSED)."""
     return os.path.exists(os.path.join(blessing_uri, BLESSED))
+
+
+def read_offline_evaluation(evaluation_uri: str) -> EvaluationSummary:
+    """The summary (no sections) of an evaluation ``components.offline_evaluator`` wrote: the
+    candidate's numeric metrics as the overall slice and the thresholds it failed."""
+    import json
+    with open(os.path.join(evaluation_uri, OFFLINE_METRICS_FILE), encoding="utf-8") as handle:
+        written = json.load(handle)
+    overall = {k: round(float(v), 4) for k, v in written["candidate"].items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return EvaluationSummary({"overall": overall}, list(written.get("failures", [])))
 
 
 def read_tfma(evaluation_uri: str, class_names: Sequence[str] = ()) -> tuple:

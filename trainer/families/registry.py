@@ -19,9 +19,10 @@ FAMILY_PACKAGES = (
     "trainer.families.category",
     "trainer.families.attributes",
     "trainer.families.brand",
+    "trainer.families.detector",
 )
 # The built-in composite nodes (built from several families' blessed models).
-COMPOSITE_PACKAGES: tuple = ()
+COMPOSITE_PACKAGES = ("trainer.composites.garments",)
 
 _registered: list = []
 

@@ -27,7 +27,11 @@ INPUT_KINDS = (EXAMPLES, IMAGES)
 
 # How a family is evaluated before its Pusher.
 TFMA = "tfma"  # tfx Evaluator with the family's TFMA EvalConfig
+# components.offline_evaluator: the family's offline_evaluator on the eval split (metrics TFMA
+# lacks: COCO, retrieval), blessed with its config's thresholds
+OFFLINE = "offline"
 CUSTOM = "custom"  # the family's own evaluator component, writing a ModelBlessing
+EVALUATION_KINDS = (TFMA, OFFLINE, CUSTOM)
 
 
 def resolve(dotted_path: str):
@@ -71,7 +75,9 @@ class InfraProbe:
 class EvaluationSpec:
     """How a family's candidate is evaluated and blessed.
 
-    ``kind`` TFMA: ``factory(config) -> tfma.EvalConfig`` feeds TFX's Evaluator. ``kind`` CUSTOM:
+    ``kind`` TFMA: ``factory(config) -> tfma.EvalConfig`` feeds TFX's Evaluator. ``kind``
+    OFFLINE: the generic ``OfflineEvaluator`` component runs the family's ``offline_evaluator``
+    (``factory`` is unused). ``kind`` CUSTOM:
     ``factory(config, examples, model, baseline_model) -> component`` whose outputs
     ``evaluation`` (ModelEvaluation) and ``blessing`` (ModelBlessing, written with
     ``trainer.evaluation.reports.record_blessing``) the report and the Pusher use.
@@ -84,8 +90,10 @@ class EvaluationSpec:
     blessing_metric: str
 
     def __post_init__(self):
-        if self.kind not in (TFMA, CUSTOM):
-            raise ValueError(f"evaluation kind must be {TFMA!r} or {CUSTOM!r}")
+        if self.kind not in EVALUATION_KINDS:
+            raise ValueError(f"evaluation kind must be one of {EVALUATION_KINDS}")
+        if self.kind != OFFLINE and not self.factory:
+            raise ValueError(f"a {self.kind} evaluation needs its factory")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,20 +196,41 @@ class FamilySpec:
 
 @dataclasses.dataclass(frozen=True)
 class CompositeSpec:
-    """A node built from several families' blessed models.
+    """A model built from several families' pushed models, served beside them.
 
-    ``factory(config, inputs) -> [components]`` where ``inputs`` maps each family in
-    ``families`` to its channels ``{"model", "blessing", "pushed_model", "examples"}``; the
-    pipeline wires it when every one of ``families`` is trained.
+    With ``builder`` — ``build(model_dirs: {family: SavedModel dir}, export_dir: str,
+    warmup_images: [bytes]) -> export_dir`` — the pipeline wires the generic ComposeModel
+    component (after every one of ``families`` has its Pusher), then a ServingInfraValidator
+    asking as ``infra_probe`` says, and a Pusher to the serving folder ``name``. With
+    ``factory`` instead — ``factory(config, inputs) -> [components]``, ``inputs`` mapping each
+    family to its channels ``{"model", "blessing", "pushed_model", "examples"}`` — the composite
+    wires nodes of its own. Either way it is wired only when every one of ``families`` is
+    trained.
     """
 
     name: str
     families: tuple
-    factory: str
+    factory: str = ""
+    builder: str = ""
+    signatures: tuple = ()
+    infra_probe: InfraProbe = InfraProbe()
+
+    def __post_init__(self):
+        if not self.name.isidentifier() or self.name != self.name.lower():
+            raise ValueError(f"composite name {self.name!r} must be a lower-case identifier")
+        if bool(self.factory) == bool(self.builder):
+            raise ValueError(f"composite {self.name} needs a builder or a factory (one of them)")
+        if self.builder and self.infra_probe.signature not in {s.name for s in self.signatures}:
+            raise ValueError(f"composite {self.name}: the infra probe's signature "
+                             f"{self.infra_probe.signature!r} is not among its signatures")
 
     @property
     def node_prefix(self) -> str:
         return "".join(part.capitalize() for part in self.name.split("_"))
+
+    def node_id(self, step: str) -> str:
+        """The id of its ``step`` node, e.g. ``GarmentsPusher``."""
+        return f"{self.node_prefix}{step}"
 
 
 def classify_signature(name: str) -> SignatureSpec:

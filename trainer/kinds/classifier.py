@@ -31,15 +31,14 @@ import tensorflow as tf
 
 from schemas.serving_api import (CLASS_NAMES_ASSET, CLASSES_OUTPUT, CLASSIFY, CLASSIFY_INPUTS,
                                  CLASSIFY_METHOD, EXAMPLES_INPUT, IMAGES_INPUT, SCORES_OUTPUT,
-                                 SERVING_DEFAULT, SERVING_IMAGES, TRANSFORM_FEATURES)
+                                 SERVING_DEFAULT, SERVING_IMAGES, TOP_CLASS_OUTPUT,
+                                 TOP_SCORE_OUTPUT, TRANSFORM_FEATURES)
 from absl import logging
 
 from trainer import checkpoints, checks, feature_cache, input_pipeline, training, transfer
 from trainer.export import saved_model, warmup
 from trainer.export.records import image_example
 
-TOP_CLASS_OUTPUT = "top_class"
-TOP_SCORE_OUTPUT = "top_score"
 WARMUP_IMAGES = 3
 
 

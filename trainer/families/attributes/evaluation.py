@@ -8,13 +8,12 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from schemas import features as F
-from schemas.serving_api import CLASSES_OUTPUT
+from schemas.serving_api import CLASSES_OUTPUT, TAGS_OUTPUT
 from trainer.evaluation import metrics
 from trainer.families.attributes.features import ATTRIBUTE_LABELS
 from trainer.kinds import classifier_evaluation
 
 TFMA_MODULE = "trainer.families.attributes.tfma_metrics"
-TAGS_OUTPUT = "tags"
 
 
 def eval_config(config):

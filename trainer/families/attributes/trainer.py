@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from schemas import features as F
+from schemas.serving_api import TAGS_OUTPUT
 from trainer import augmentation, checks, training
 from trainer.families.attributes import model as tagger
 from trainer.families.attributes.config import AttributesConfig
@@ -12,7 +13,6 @@ from trainer.backbones.efficientnet import builder_name
 from trainer.weights import build_with_weights
 
 FAMILY = "attributes"
-TAGS_OUTPUT = "tags"
 
 
 def run_fn(fn_args) -> None:

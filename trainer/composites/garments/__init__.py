@@ -1,0 +1,1 @@
+"""The garments composite: detect → crop → classify."""

@@ -1,0 +1,78 @@
+"""The detector's TFX Trainer ``run_fn``: Model Garden's RetinaNet trained by Model Garden's own
+loop (``train_lib.run_experiment``, Orbit), then exported with its detection module.
+
+Raw examples, no Transform: the detector reads ImportExampleGen's records as they are (the
+OD API's keys) because it needs each image's boxes at its own input size, and Model Garden's
+parser already resizes images with their boxes and does the box-aware train-time augmentation
+(flip with the boxes, scale jitter with crop). A Transform fragment would have to letterbox the
+boxes only for the parser to resize them again.
+
+Checkpoints go to the same resumable folder as the other families' (keyed by the config and
+the data's contents): Orbit restores the latest one, so a killed run continues where it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from absl import logging
+
+from trainer import checkpoints, training
+from trainer.export import warmup
+from trainer.export.records import examples_to_images, read_records
+from trainer.families.detector import export, model_garden
+from trainer.families.detector.config import DetectorConfig
+
+FAMILY = "detector"
+WARMUP_RECORDS = 2
+
+
+def train(config: DetectorConfig, train_files, eval_files, model_dir: str):
+    """Trains (or resumes training) the detector in ``model_dir``; returns ``(experiment,
+    model, history)`` with one loss entry per epoch."""
+    import tensorflow as tf
+    from official.core import train_lib
+
+    experiment = model_garden.experiment_config(config, train_files, eval_files)
+    steps_per_epoch = max(1, config.steps_per_epoch)
+    experiment.trainer.summary_interval = steps_per_epoch
+    latest = tf.train.latest_checkpoint(model_dir) if tf.io.gfile.isdir(model_dir) else None
+    history = training.History()
+    if latest:
+        step = int(latest.rsplit("-", 1)[-1])
+        history.resumed_at_epoch = step // steps_per_epoch
+        logging.info("detector: resuming from %s (epoch %d)", latest, history.resumed_at_epoch)
+
+    def record_epoch(logs):
+        for name in ("total_loss", "cls_loss", "box_loss"):
+            if name in logs:
+                history.setdefault("loss" if name == "total_loss" else name, []).append(
+                    float(logs[name]))
+
+    task = model_garden.task(experiment, logging_dir=model_dir)
+    model, _ = train_lib.run_experiment(
+        distribution_strategy=tf.distribute.get_strategy(), task=task, mode="train",
+        params=experiment, model_dir=model_dir, save_summary=False,
+        train_actions=[record_epoch])
+    return experiment, model, history
+
+
+def run_fn(fn_args):
+    """TFX Trainer entry point (see the module docstring)."""
+    config = DetectorConfig.from_dict(fn_args.custom_config[FAMILY])
+    training.seed_everything(config.seed)
+    model_dir = checkpoints.checkpoint_dir(
+        fn_args.custom_config.get("checkpoint_root"), FAMILY, dataclasses.asdict(config),
+        list(fn_args.train_files) + list(fn_args.eval_files)) or os.path.join(
+        fn_args.model_run_dir, "checkpoints")
+    experiment, model, history = train(config, fn_args.train_files, fn_args.eval_files,
+                                       model_dir)
+    module = export.export_module(experiment, model, config)
+    records = read_records(fn_args.eval_files[0], WARMUP_RECORDS)
+    logs = []
+    for record, image in zip(records, examples_to_images(records)):
+        logs += [warmup.predict_log(FAMILY, export.SERVING_DEFAULT, {export.INPUT_NAME: [image]}),
+                 warmup.predict_log(FAMILY, export.TF_EXAMPLE, {export.INPUT_NAME: [record]})]
+    export.save(fn_args.serving_model_dir, module, logs)
+    training.write_history(fn_args.model_run_dir, history)
