@@ -35,6 +35,9 @@ class FakeClassifier(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def serve(self, images):
+        # A real classifier fails on an empty batch (batch normalisation): so does this one.
+        tf.debugging.assert_positive(tf.size(images), message="empty batch")
+
         def describe(png):
             image = tf.cast(tf.io.decode_png(png, channels=3), tf.float32)
             mean = tf.reduce_mean(image, axis=[0, 1])

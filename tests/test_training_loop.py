@@ -224,3 +224,34 @@ def test_cached_views_beyond_the_first_are_augmented():
     assert np.allclose(plain, plain[0]) and not np.allclose(augmented, plain)
     with pytest.raises(ValueError, match="augmentation"):
         feature_cache.extract(extractor, once, views=2)
+
+
+@pytest.mark.parametrize("previous_backup", [True, False], ids=["previous", "none"])
+def test_a_backup_torn_by_the_kill_falls_back_or_starts_the_phase_over(tmp_path,
+                                                                      previous_backup):
+    """A kill in the middle of writing a backup leaves a truncated weights file: the rerun
+    takes the previous backup (an epoch earlier), or with none starts the phase over, and
+    finishes instead of failing."""
+    script, checkpoints, log = _script(tmp_path), tmp_path / "ckpt", tmp_path / "epochs.log"
+    env = {**os.environ, "KILL_AFTER_EPOCH": "3", "PYTHONPATH": os.getcwd()}
+    first = subprocess.run([sys.executable, str(script), str(checkpoints), str(log)], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 3, first.stderr[-3000:]
+    backup = checkpoints / "phase-1"
+    weights = backup / "latest.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:300])  # torn mid-write
+    if not previous_backup:
+        for leftover in backup.glob("*.bkp"):
+            leftover.unlink()
+    env["KILL_AFTER_EPOCH"] = "-1"
+    second = subprocess.run([sys.executable, str(script), str(checkpoints), str(log)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    epochs = [json.loads(line) for line in log.read_text().split()]
+    assert epochs[-1] == 5
+    rerun = epochs[4:]
+    # The previous backup is the one saved after epoch 2: the rerun redoes epoch 3 onwards;
+    # without it phase 2 (epochs 2-5) runs again whole.
+    assert rerun == ([3, 4, 5] if previous_backup else [2, 3, 4, 5])
+    trained, resumed = json.loads(second.stdout.strip().splitlines()[-1])
+    assert resumed == (3 if previous_backup else 2)

@@ -173,14 +173,12 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
         phase_callbacks = [keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=patience,
             start_from_epoch=max(0, start_from_epoch - epoch), restore_best_weights=True)]
+        restore = None
         if checkpoint_dir:
-            backup = os.path.join(checkpoint_dir, PHASE_BACKUP.format(index=index))
-            resumed = _backed_up_epoch(gfile, backup)
-            if resumed:
-                history.resumed_at_epoch = resumed
-                logging.info("phase %d resumes after epoch %d from %s", index, resumed, backup)
-            phase_callbacks.append(keras.callbacks.BackupAndRestore(
-                backup, double_checkpoint=True, delete_checkpoint=True))
+            restore = _BackupAndRestore(
+                os.path.join(checkpoint_dir, PHASE_BACKUP.format(index=index)),
+                double_checkpoint=True, delete_checkpoint=True)
+            phase_callbacks.append(restore)
         # BackupAndRestore sets this when it resumes and Keras never clears it: a stale value
         # would make the next phase start at the wrong epoch.
         trained._initial_epoch = None
@@ -188,6 +186,10 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
                              steps_per_epoch=phase_steps, validation_data=phase_evaluation,
                              class_weight=class_weight,
                              callbacks=phase_callbacks + list(callbacks), verbose=2)
+        if restore is not None and restore.resumed_epoch:
+            history.resumed_at_epoch = restore.resumed_epoch
+            logging.info("phase %d resumed after epoch %d from %s", index,
+                         restore.resumed_epoch, restore.backup_dir)
         phase_history = {k: [float(v) for v in values] for k, values in result.history.items()}
         for key, values in phase_history.items():
             history.setdefault(key, []).extend(values)
@@ -201,14 +203,36 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
     return history
 
 
-def _backed_up_epoch(gfile, backup_dir: str) -> int:
-    """The epoch ``BackupAndRestore`` will resume at from ``backup_dir`` (0: nothing saved)."""
-    for name in ("training_metadata.json", "training_metadata.json.bkp"):
-        path = os.path.join(backup_dir, name)
-        if gfile.exists(path):
-            try:
-                with gfile.GFile(path) as handle:
-                    return int(json.load(handle)["epoch"])
-            except (ValueError, KeyError):
-                continue
-    return 0
+class _BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore that survives a backup torn by a kill in mid-write and says
+    where it resumed (``resumed_epoch``, 0: from the start).
+
+    Keras falls back to the previous backup only when loading raises OSError, but a truncated
+    ``.weights.h5`` raises ValueError; and with no usable backup left it fails the training.
+    Here an unreadable backup falls back to the previous one, and with none the phase starts
+    over.
+    """
+
+    resumed_epoch = 0
+
+    def _load_model(self):
+        try:
+            super()._load_model()
+        except ValueError as err:
+            if not self.model.built:
+                raise
+            raise OSError(f"unreadable backup {self._weights_path}: {err}") from err
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except OSError as err:
+            logging.warning("training backup in %s unusable (%s): the phase starts over",
+                            self.backup_dir, err)
+            gfile = _gfile()
+            for path in (self._weights_path, self._prev_weights_path,
+                         self._training_metadata_path, self._prev_training_metadata_path):
+                if gfile.exists(path):
+                    gfile.remove(path)
+            self.model._initial_epoch = None
+        self.resumed_epoch = int(self.model._initial_epoch or 0)

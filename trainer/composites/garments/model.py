@@ -82,9 +82,18 @@ class GarmentsModule(tf.Module):
         # Detections come sorted by score: the classified ones are a prefix of each row.
         valid = tf.range(slots)[None, :] < tf.cast(detections[NUM_DETECTIONS], tf.int32)[:, None]
         counts = tf.reduce_sum(tf.cast(valid & (scores >= self._min_score), tf.int32), axis=1)
-        crops = self._crops(inputs, detections[DETECTION_BOXES], counts)
-        category = self.category.signatures[SERVING_IMAGES](**{IMAGES_INPUT: crops.flat_values})
-        tags = self.attributes.signatures[SERVING_IMAGES](**{IMAGES_INPUT: crops.flat_values})
+        crops = self._crops(inputs, detections[DETECTION_BOXES], counts).flat_values
+        tag_count = int(self.attribute_names.shape[0])
+
+        def classify():
+            category = self.category.signatures[SERVING_IMAGES](**{IMAGES_INPUT: crops})
+            tags = self.attributes.signatures[SERVING_IMAGES](**{IMAGES_INPUT: crops})
+            return (category[TOP_CLASS_OUTPUT], category[TOP_SCORE_OUTPUT],
+                    tf.cast(tags[TAGS_OUTPUT], tf.float32))
+        # A classifier cannot take an empty batch (its batch normalisation fails on it).
+        top_class, top_score, tags = tf.cond(
+            tf.size(crops) > 0, classify,
+            lambda: (tf.zeros([0], tf.string), tf.zeros([0]), tf.zeros([0, tag_count])))
         batch = tf.shape(scores)[0]
 
         def per_detection(values, default, trailing=()):
@@ -94,10 +103,9 @@ class GarmentsModule(tf.Module):
         names = self.attribute_names
         outputs = {key: detections[key] for key in DETECTION_OUTPUTS}
         outputs.update({
-            CATEGORY: per_detection(category[TOP_CLASS_OUTPUT], ""),
-            CATEGORY_SCORE: per_detection(category[TOP_SCORE_OUTPUT], 0.0),
-            ATTRIBUTES: per_detection(tf.cast(tags[TAGS_OUTPUT], tf.float32), 0.0,
-                                      [tf.size(names)]),
+            CATEGORY: per_detection(top_class, ""),
+            CATEGORY_SCORE: per_detection(top_score, 0.0),
+            ATTRIBUTES: per_detection(tags, 0.0, [tag_count]),
             ATTRIBUTE_NAMES: tf.tile(names[None, :], [batch, 1]),
             CLASSIFIED: tf.cast(counts, tf.float32),
         })

@@ -6,7 +6,7 @@ import dataclasses
 
 from pipeline_config import TrainingConfig, check
 
-ARCHITECTURES = ("retinanet",)
+ARCHITECTURES = ("retinanet", "faster_rcnn")
 # efficientnet_lite0 starts from the shipped ImageNet weights (``weights``); Model Garden's own
 # backbones start from scratch here (their checkpoints are downloads).
 BACKBONES = ("efficientnet_lite0", "mobilenet_v2", "resnet50")
@@ -29,8 +29,11 @@ class DetectorConfig(TrainingConfig):
     num_scales: int = 3
     aspect_ratios: tuple = (0.5, 1.0, 2.0)
     anchor_size: float = 4.0
+    # RetinaNet's class and box heads; Faster R-CNN's RPN head and box head (its fully
+    # connected layer 4 × head_filters wide).
     head_filters: int = 64
     head_convs: int = 2
+    proposals: int = 1000  # Faster R-CNN's region proposals per image
     # Detection generator: scores under this are dropped before NMS; boxes overlapping a
     # kept box by more than nms_iou_threshold are suppressed.
     pre_nms_score_threshold: float = 0.05
@@ -72,6 +75,8 @@ class DetectorConfig(TrainingConfig):
         check(0.0 <= self.pre_nms_score_threshold < 1.0 and 0.0 < self.nms_iou_threshold <= 1.0,
               "detector score threshold must be in [0, 1) and NMS IoU in (0, 1]")
         check(self.max_detections >= 1, "detector max_detections must be >= 1")
+        check(self.proposals >= self.max_detections,
+              "detector proposals must be at least max_detections")
         check(self.nms_version in NMS_VERSIONS, f"detector nms_version must be one of "
               f"{NMS_VERSIONS}")
         low, high = self.scale_jitter

@@ -63,7 +63,14 @@ def export_module(experiment, model, config):
         # One trace shared by both signatures (tracing the detector takes seconds per trace).
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def serve(self, encoded):
-            detections = postprocess.apply(super().serve(encoded), config)
+            detections = super().serve(encoded)
+            if config.architecture != "retinanet":
+                # Model Garden's export normalises and casts RetinaNet's outputs only.
+                detections = self._normalize_coordinates(
+                    detections, ["detection_boxes"], detections["image_info"])
+                for key in ("detection_classes", "num_detections"):
+                    detections[key] = tf.cast(detections[key], tf.float32)
+            detections = postprocess.apply(detections, config)
             return {key: detections[key] for key in OUTPUTS}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])

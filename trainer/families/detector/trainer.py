@@ -45,10 +45,11 @@ def train(config: DetectorConfig, train_files, eval_files, model_dir: str):
         logging.info("detector: resuming from %s (epoch %d)", latest, history.resumed_at_epoch)
 
     def record_epoch(logs):
-        for name in ("total_loss", "cls_loss", "box_loss"):
-            if name in logs:
+        # RetinaNet logs cls_loss and box_loss, Faster R-CNN its RPN and box-head losses.
+        for name, value in logs.items():
+            if name.endswith("_loss") and name not in ("model_loss", "training_loss", "mask_loss"):
                 history.setdefault("loss" if name == "total_loss" else name, []).append(
-                    float(logs[name]))
+                    float(value))
 
     task = model_garden.task(experiment, logging_dir=model_dir)
     model, _ = train_lib.run_experiment(
