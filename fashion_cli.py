@@ -176,8 +176,27 @@ def cmd_serve(args):
     return server.main(args.flags), None
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+
+
+def _image_paths(arguments) -> list:
+    """Image files given, with each folder given replaced by the image files in it."""
+    paths = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            paths += sorted(os.path.join(argument, name) for name in os.listdir(argument)
+                            if name.lower().endswith(IMAGE_SUFFIXES))
+        else:
+            paths.append(argument)
+    return paths
+
+
 def cmd_predict(args):
     from serving.client import ServingClient, ServingClientError
+    if args.batch_size < 1:
+        print("fashion predict: error: --batch-size must be at least 1", file=sys.stderr)
+        return 2, None
+    args.images = _image_paths(args.images)
     images, names = [], list(args.images)
     if args.records:
         from trainer.export.records import read_record_images
@@ -215,12 +234,17 @@ def cmd_predict(args):
             if args.wait:
                 client.wait_until_available(args.model, args.wait)
             signature, detector_input = _predict_signature(client, args)
-            if detector_input:
-                answers = client.detect_images(args.model, images, signature, detector_input,
-                                               args.min_score, args.version, args.label)
-            else:
-                answers = client.predict_images(args.model, images, args.top_k, signature,
-                                                args.version, args.label)
+            answers, progress = [], _progress("predict", len(images))
+            for start in range(0, len(images), args.batch_size):
+                batch = images[start:start + args.batch_size]
+                if detector_input:
+                    answers += client.detect_images(args.model, batch, signature,
+                                                    detector_input, args.min_score,
+                                                    args.version, args.label)
+                else:
+                    answers += client.predict_images(args.model, batch, args.top_k, signature,
+                                                     args.version, args.label)
+                progress(len(answers))
     except (ServingClientError, TimeoutError, OSError) as err:
         print(f"fashion predict: error: {err}", file=sys.stderr)
         return 1, None
@@ -228,6 +252,8 @@ def cmd_predict(args):
         answer["image"] = path
     if detector_input:
         text = "\n".join(f"{a['image']}: {len(a['detections'])} detections" + "".join(
+            f"; {key} {value}" for key, value in a.items() if key not in ("image", "detections"))
+            + "".join(
             f"\n  {d['class']} {d['score']:.3f} box [ymin, xmin, ymax, xmax] "
             f"{', '.join(f'{v:.3f}' for v in d['box'])}" + "".join(
                 f"; {key} {value}" for key, value in d.items()
@@ -240,7 +266,11 @@ def cmd_predict(args):
                          for a in answers)
     if args.draw:
         drawn = _draw_answers(args.draw, images, answers)
-        text += f"\ndrew {len(drawn)} images into {args.draw}"
+        text += f"\ndrew {len(drawn)} images: {args.draw}"
+    if args.output:
+        written = _write_answers(args.output, answers, {"model": args.model,
+                                                        "server": args.server})
+        text += f"\nwrote {written} answers and summary.json into {args.output}"
     return 0, _render(args, {"model": args.model, "server": args.server,
                              "protocol": protocol, "predictions": answers}, text)
 
@@ -263,10 +293,31 @@ def _predict_signature(client, args) -> tuple:
     return signature, None
 
 
-def _draw_answers(folder: str, images: list, answers: list) -> list:
-    """Draws each image with its detections (or its top class) into ``folder``; the paths."""
-    from trainer.evaluation.plots import draw_boxes
+def _write_answers(folder: str, answers: list, about: dict) -> int:
+    """One ``<image>.json`` per answer and a ``summary.json`` in ``folder``; the count."""
     os.makedirs(folder, exist_ok=True)
+    files = []
+    for index, answer in enumerate(answers):
+        stem = os.path.splitext(os.path.basename(str(answer["image"])))[0] or str(index)
+        name = f"{index:04d}_{stem}.json"
+        with open(os.path.join(folder, name), "w") as handle:
+            json.dump(answer, handle, indent=2)
+        files.append(name)
+    detections = [len(a["detections"]) for a in answers if "detections" in a]
+    with open(os.path.join(folder, "summary.json"), "w") as handle:
+        json.dump({**about, "images": len(answers), "answers": files,
+                   "detections": sum(detections) if detections else None}, handle, indent=2)
+    return len(answers)
+
+
+def _draw_answers(target: str, images: list, answers: list) -> list:
+    """Draws each image with its detections (or its top class): into ``target`` itself when it
+    names one image file and one image was asked about, else into the folder ``target``; the
+    paths."""
+    from trainer.evaluation.plots import draw_boxes
+    single = len(images) == 1 and target.lower().endswith(IMAGE_SUFFIXES)
+    folder = os.path.dirname(target) if single else target
+    os.makedirs(folder or ".", exist_ok=True)
     paths = []
     for index, (image, answer) in enumerate(zip(images, answers)):
         found = answer.get("detections", [])
@@ -280,7 +331,7 @@ def _draw_answers(folder: str, images: list, answers: list) -> list:
             ImageDraw.Draw(drawn).text((4, 4), f"{answer['top_class']} "
                                                f"{answer['top_score']:.2f}", fill=(255, 0, 255))
         stem = os.path.splitext(os.path.basename(str(answer["image"])))[0] or str(index)
-        path = os.path.join(folder, f"{index:03d}_{stem}.png")
+        path = target if single else os.path.join(folder, f"{index:03d}_{stem}.png")
         drawn.save(path)
         paths.append(path)
     return paths
@@ -404,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="send image files to a served model and print its "
                                        "ranked classes or detections (gRPC or REST)")
-    p.add_argument("images", nargs="*", help="encoded image files (JPEG/PNG/GIF/BMP)")
+    p.add_argument("images", nargs="*",
+                   help="encoded image files (JPEG/PNG/GIF/BMP), or folders of them")
     p.add_argument("--records", default=None,
                    help="also send the images of catalog TFRecords matching this glob")
     p.add_argument("--limit", type=int, default=1, help="images to take from --records")
@@ -419,9 +471,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "it, else serving_default); a detector's is recognised by its outputs")
     p.add_argument("--min-score", type=float, default=0.3,
                    help="detectors: list detections scoring at least this")
-    p.add_argument("--draw", default=None, metavar="DIR",
-                   help="also write each image drawn with its answer (boxes in the study's "
-                        "colours) into DIR")
+    p.add_argument("--draw", default=None, metavar="PATH",
+                   help="also draw each image with its answer (boxes in the study's colours): "
+                        "into PATH.png for one image, else into the folder PATH")
+    p.add_argument("--output", default=None, metavar="DIR",
+                   help="also write one JSON answer per image and a summary.json into DIR")
+    p.add_argument("--batch-size", type=int, default=8, help="images per request")
     p.add_argument("--top-k", type=int, default=5, help="classes to list per image")
     p.add_argument("--wait", type=float, default=0.0,
                    help="wait up to this many seconds for the model to become AVAILABLE")

@@ -213,9 +213,10 @@ class ServingClient:
         [{"class", "class_id", "score", "box": [ymin, xmin, ymax, xmax] normalised, ...}]}``.
 
         Other outputs with one value per detection (a composite's classification of each
-        detected garment) are added to each detection under their names; a per-detection 0/1
-        vector whose columns an output of per-image strings names becomes the list of the names
-        that are set.
+        detected garment) are added to each detection under their names, and outputs with one
+        value per image (a composite's brand) to the image's answer; a per-detection 0/1 vector
+        whose columns an output of per-image strings names becomes the list of the names that
+        are set.
         """
         outputs = self.predict(model, {input_name: np.array(list(images), dtype=object)},
                                signature, version, label)
@@ -224,12 +225,14 @@ class ServingClient:
             raise ServingClientError("RESPONSE", f"not a detector's answer: no {missing}")
         boxes = np.asarray(outputs[DETECTION_OUTPUTS[0]])
         rows, slots = boxes.shape[:2]
-        extras, column_names = {}, {}
-        for key, value in outputs.items():
+        extras, column_names, per_image = {}, {}, {}
+        for key, value in sorted(outputs.items()):
             value = np.asarray(value)
-            if key in DETECTION_OUTPUTS or value.ndim < 2 or value.shape[0] != rows:
+            if key in DETECTION_OUTPUTS or value.ndim == 0 or value.shape[0] != rows:
                 continue
-            if value.shape[1] == slots:
+            if value.ndim == 1:
+                per_image[key] = value
+            elif value.shape[1] == slots:
                 extras[key] = value
             elif value.ndim == 2 and value.dtype.kind in "OSU":
                 column_names[value.shape[1]] = value
@@ -248,7 +251,8 @@ class ServingClient:
                 for key, value in extras.items():
                     detection[key] = _plain(value[row][index], column_names, row)
                 found.append(detection)
-            answers.append({"detections": found})
+            answers.append({"detections": found, **{
+                key: _plain(value[row], {}, row) for key, value in per_image.items()}})
         return answers
 
 

@@ -299,29 +299,41 @@ def test_the_garments_composite_is_pushed_and_answers_per_detection(smoke_run, t
 
     from serving.config_files import ModelSpec
     from serving.server import ModelServer, ServerOptions
+    from trainer.export.records import read_record_images
     workspace, summary = smoke_run
     pushed = summary["pushed_models"]["garments"]
     assert pushed and 'name: "garments"' in open(summary["models_config"]).read()
     shutil.copytree(pushed, tmp_path / "garments" / "1")
+    photos = tmp_path / "photos"  # a folder of images, as a user has them
+    photos.mkdir()
+    for name, image in read_record_images(
+            str(workspace / "catalog" / "span-1" / "eval" / "*"), 3):
+        (photos / f"{name}.jpg").write_bytes(image)
     server = ModelServer([ModelSpec("garments", str(tmp_path / "garments"))],
                          ServerOptions(grpc_port=portpicker.pick_unused_port(), poll_seconds=0.2))
     server.start()
     try:
         answer = json.loads(_fashion(
-            "predict", "--server", f"127.0.0.1:{server.grpc_port}", "--model", "garments",
-            "--wait", "120", "--records", str(workspace / "catalog" / "span-1" / "eval" / "*"),
-            "--limit", "2", "--min-score", "0", "--draw", str(tmp_path / "drawn"),
+            "predict", str(photos), "--server", f"127.0.0.1:{server.grpc_port}", "--model",
+            "garments", "--wait", "120", "--min-score", "0", "--batch-size", "2",
+            "--draw", str(tmp_path / "drawn"), "--output", str(tmp_path / "answers"),
             "--json").stdout)
     finally:
         server.stop()
-    (first, _) = answer["predictions"]
+    assert len(answer["predictions"]) == 3
+    written = json.load(open(tmp_path / "answers" / "summary.json"))
+    assert written["images"] == 3 and len(written["answers"]) == 3
+    assert json.load(open(tmp_path / "answers" / written["answers"][0])) == answer[
+        "predictions"][0]
+    first = answer["predictions"][0]
     assert first["detections"], first
     for detection in first["detections"]:
         assert detection["class"] in F.SUPER_CATEGORIES and len(detection["box"]) == 4
-        assert "garment_category" in detection and "garment_attributes" in detection
-    classified = [d for d in first["detections"] if d["garment_category"]]
-    assert all(d["garment_category"] in F.GARMENT_CATEGORIES for d in classified)
-    assert len(os.listdir(tmp_path / "drawn")) == 2
+        assert len(detection["garment_categories"]) == 3 and "garment_attributes" in detection
+    classified = [d for d in first["detections"] if d["garment_categories"][0]]
+    assert all(set(d["garment_categories"]) <= set(F.GARMENT_CATEGORIES) for d in classified)
+    assert first["brand"] in {b.name for b in generator.BRANDS}  # of the whole image
+    assert len(os.listdir(tmp_path / "drawn")) == 3
 
 
 def test_schema_anomaly_blocks_training_and_pushing(tmp_path):

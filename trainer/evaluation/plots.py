@@ -25,9 +25,10 @@ SUPER_CATEGORY_COLOURS = {"upper_body": (220, 40, 40), "lower_body": (40, 90, 23
 
 def draw_boxes(encoded: bytes, boxes, names, scores=(), truth_boxes=(), width: int = 256,
                details=()):
-    """The encoded image, ``width`` pixels wide, with ``truth_boxes`` (thin white) and ``boxes``
-    (normalised ``[ymin, xmin, ymax, xmax]``) in their class colour, captioned with ``names``,
-    ``scores`` and a second line of ``details`` (e.g. the garment's category); a PIL image."""
+    """The encoded image, ``width`` pixels wide, with ``truth_boxes`` (white, black-edged) and
+    ``boxes`` (normalised ``[ymin, xmin, ymax, xmax]``) in their class colour, captioned with
+    ``names``, ``scores`` and a second line of ``details`` (e.g. the garment's category); a PIL
+    image."""
     import io
 
     from PIL import Image, ImageDraw
@@ -39,7 +40,8 @@ def draw_boxes(encoded: bytes, boxes, names, scores=(), truth_boxes=(), width: i
         ymin, xmin, ymax, xmax = box
         return [xmin * image.width, ymin * image.height, xmax * image.width,
                 ymax * image.height]
-    for box in truth_boxes:
+    for box in truth_boxes:  # white edged with black: visible on light and dark images
+        canvas.rectangle(corners(box), outline=(0, 0, 0), width=3)
         canvas.rectangle(corners(box), outline=(255, 255, 255), width=1)
     for index, (box, name) in enumerate(zip(boxes, names)):
         colour = SUPER_CATEGORY_COLOURS.get(name, (255, 0, 255))

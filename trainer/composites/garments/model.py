@@ -1,17 +1,20 @@
 """The garments composite SavedModel: the pushed detector finds the garments, each detection
 scoring at least ``MIN_SCORE`` is cropped (its box widened by ``CROP_MARGIN`` on every side and
 clamped, as ``ObjectCrops`` cuts the category family's training examples) and classified by the
-pushed category model and attribute tagger — one call, one answer per image, as the pipeline
-study's merged pipeline writes one JSON per image.
+pushed category model and attribute tagger, and the brand model names the image's brand — one
+call, one answer per image, as the pipeline study's merged pipeline writes one JSON per image.
 
 Signature ``serving_default`` (input ``inputs``: encoded images of any sizes) answers the
 detector's OD API outputs plus, per detection (padded to the detector's ``max_detections``):
-``garment_category`` (the category model's top class; empty where not classified),
-``garment_category_score``, ``garment_attributes`` (the tagger's 0/1 tags) and, per image,
-``attribute_names`` and ``classified_detections`` (how many detections were classified).
+``garment_categories`` and ``garment_category_scores`` (the category model's top ``TOP_K``;
+empty where not classified) and ``garment_attributes`` (the tagger's 0/1 tags), and per image
+``attribute_names``, ``classified_detections`` (how many detections were classified),
+``brand`` and ``brand_score``.
 
-The three SavedModels are loaded and saved inside the composite (their signatures called as
-they are served), so the composite serves alone, with no reference to their folders.
+The four SavedModels are loaded and saved inside the composite (their signatures called as
+they are served), so the composite serves alone, with no reference to their folders; a real
+``tensorflow_model_server`` serves it too. :func:`build` checks the composite answers what the
+separate models answer on the same crops before it returns.
 """
 
 from __future__ import annotations
@@ -21,18 +24,20 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from schemas.serving_api import (DETECTION_BOXES, DETECTION_OUTPUTS, DETECTION_SCORES,
-                                 IMAGES_INPUT, NUM_DETECTIONS, SERVING_DEFAULT, SERVING_IMAGES,
-                                 TAGS_OUTPUT, TOP_CLASS_OUTPUT, TOP_SCORE_OUTPUT,
-                                 read_class_names)
+from schemas.serving_api import (CLASSES_OUTPUT, DETECTION_BOXES, DETECTION_OUTPUTS,
+                                 DETECTION_SCORES, IMAGES_INPUT, NUM_DETECTIONS, SCORES_OUTPUT,
+                                 SERVING_DEFAULT, SERVING_IMAGES, TAGS_OUTPUT, TOP_CLASS_OUTPUT,
+                                 TOP_SCORE_OUTPUT, read_class_names)
 from trainer.composites.garments.spec import INPUT_NAME
 from trainer.preprocessing import checked_decode
 
 MIN_SCORE = 0.5  # detections under this are not classified (the study used 0.99)
 CROP_MARGIN = 0.1
-CATEGORY, CATEGORY_SCORE = "garment_category", "garment_category_score"
+TOP_K = 3
+CATEGORIES, CATEGORY_SCORES = "garment_categories", "garment_category_scores"
 ATTRIBUTES, ATTRIBUTE_NAMES = "garment_attributes", "attribute_names"
 CLASSIFIED = "classified_detections"
+BRAND, BRAND_SCORE = "brand", "brand_score"
 
 
 def _crop(image, box, margin: float):
@@ -55,13 +60,15 @@ def _crop(image, box, margin: float):
 class GarmentsModule(tf.Module):
     """The composite (see the module docstring)."""
 
-    def __init__(self, detector_dir: str, category_dir: str, attributes_dir: str,
-                 min_score: float = MIN_SCORE, margin: float = CROP_MARGIN):
+    def __init__(self, model_dirs: dict, min_score: float = MIN_SCORE,
+                 margin: float = CROP_MARGIN):
         super().__init__(name="garments")
-        self.detector = tf.saved_model.load(detector_dir)
-        self.category = tf.saved_model.load(category_dir)
-        self.attributes = tf.saved_model.load(attributes_dir)
-        self.attribute_names = tf.constant(read_class_names(attributes_dir))
+        self.detector = tf.saved_model.load(model_dirs["detector"])
+        self.category = tf.saved_model.load(model_dirs["category"])
+        self.attributes = tf.saved_model.load(model_dirs["attributes"])
+        self.brand = tf.saved_model.load(model_dirs["brand"])
+        self.attribute_names = tf.constant(read_class_names(model_dirs["attributes"]))
+        self._top_k = min(TOP_K, len(read_class_names(model_dirs["category"])) or TOP_K)
         self._min_score, self._margin = float(min_score), float(margin)
 
     def _crops(self, images, boxes, counts):
@@ -74,6 +81,14 @@ class GarmentsModule(tf.Module):
         return tf.map_fn(of_image, (images, boxes, counts),
                          fn_output_signature=tf.RaggedTensorSpec([None], tf.string))
 
+    def _classify(self, crops):
+        """Top-k categories, their scores and the 0/1 tags of a [k] batch of PNG crops."""
+        category = self.category.signatures[SERVING_IMAGES](**{IMAGES_INPUT: crops})
+        tags = self.attributes.signatures[SERVING_IMAGES](**{IMAGES_INPUT: crops})
+        top = tf.math.top_k(category[SCORES_OUTPUT], k=self._top_k)
+        names = tf.gather(category[CLASSES_OUTPUT], top.indices, batch_dims=1)
+        return names, top.values, tf.cast(tags[TAGS_OUTPUT], tf.float32)
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
     def serve(self, inputs):
         detections = self.detector.signatures[SERVING_DEFAULT](**{INPUT_NAME: inputs})
@@ -84,51 +99,94 @@ class GarmentsModule(tf.Module):
         counts = tf.reduce_sum(tf.cast(valid & (scores >= self._min_score), tf.int32), axis=1)
         crops = self._crops(inputs, detections[DETECTION_BOXES], counts).flat_values
         tag_count = int(self.attribute_names.shape[0])
-
-        def classify():
-            category = self.category.signatures[SERVING_IMAGES](**{IMAGES_INPUT: crops})
-            tags = self.attributes.signatures[SERVING_IMAGES](**{IMAGES_INPUT: crops})
-            return (category[TOP_CLASS_OUTPUT], category[TOP_SCORE_OUTPUT],
-                    tf.cast(tags[TAGS_OUTPUT], tf.float32))
         # A classifier cannot take an empty batch (its batch normalisation fails on it).
-        top_class, top_score, tags = tf.cond(
-            tf.size(crops) > 0, classify,
-            lambda: (tf.zeros([0], tf.string), tf.zeros([0]), tf.zeros([0, tag_count])))
+        names, top_scores, tags = tf.cond(
+            tf.size(crops) > 0, lambda: self._classify(crops),
+            lambda: (tf.zeros([0, self._top_k], tf.string), tf.zeros([0, self._top_k]),
+                     tf.zeros([0, tag_count])))
+        brand = self.brand.signatures[SERVING_IMAGES](**{IMAGES_INPUT: inputs})
         batch = tf.shape(scores)[0]
 
-        def per_detection(values, default, trailing=()):
+        def per_detection(values, default, width):
             ragged = tf.RaggedTensor.from_row_lengths(values, tf.cast(counts, tf.int64))
-            return ragged.to_tensor(default_value=default,
-                                    shape=tf.stack([batch, slots, *trailing]))
-        names = self.attribute_names
+            return ragged.to_tensor(default_value=default, shape=tf.stack([batch, slots, width]))
         outputs = {key: detections[key] for key in DETECTION_OUTPUTS}
         outputs.update({
-            CATEGORY: per_detection(top_class, ""),
-            CATEGORY_SCORE: per_detection(top_score, 0.0),
-            ATTRIBUTES: per_detection(tags, 0.0, [tag_count]),
-            ATTRIBUTE_NAMES: tf.tile(names[None, :], [batch, 1]),
+            CATEGORIES: per_detection(names, "", self._top_k),
+            CATEGORY_SCORES: per_detection(top_scores, 0.0, self._top_k),
+            ATTRIBUTES: per_detection(tags, 0.0, tag_count),
+            ATTRIBUTE_NAMES: tf.tile(self.attribute_names[None, :], [batch, 1]),
             CLASSIFIED: tf.cast(counts, tf.float32),
+            BRAND: brand[TOP_CLASS_OUTPUT],
+            BRAND_SCORE: brand[TOP_SCORE_OUTPUT],
         })
         return outputs
 
 
 def build(model_dirs: dict, export_dir: str, warmup_images: Sequence[bytes] = ()) -> str:
-    """Writes the composite SavedModel of the ``detector``, ``category`` and ``attributes``
-    SavedModels in ``model_dirs`` to ``export_dir``, with warm-up requests."""
+    """Writes the composite SavedModel of the ``detector``, ``category``, ``attributes`` and
+    ``brand`` SavedModels in ``model_dirs`` to ``export_dir``, with warm-up requests, and checks
+    it answers as the separate models do on ``warmup_images`` (ValueError otherwise)."""
     from trainer.export import saved_model, warmup
-    module = GarmentsModule(model_dirs["detector"], model_dirs["category"],
-                            model_dirs["attributes"])
+    module = GarmentsModule(model_dirs)
     logs = [warmup.predict_log("garments", SERVING_DEFAULT, {INPUT_NAME: [image]})
             for image in warmup_images]
-    return saved_model.save(export_dir, module,
-                            {SERVING_DEFAULT: module.serve.get_concrete_function()},
-                            warmup_logs=logs)
+    saved_model.save(export_dir, module, {SERVING_DEFAULT: module.serve.get_concrete_function()},
+                     warmup_logs=logs)
+    if warmup_images:
+        check_against_parts(export_dir, model_dirs, warmup_images)
+    return export_dir
+
+
+def check_against_parts(export_dir: str, model_dirs: dict, images: Sequence[bytes],
+                        tolerance: float = 1e-4) -> None:
+    """Raises ValueError unless the composite at ``export_dir`` answers, for each image, what
+    the separate models answer: the detector's detections, the category model's top classes
+    and scores and the tagger's tags on each classified detection's crop, the brand model's
+    brand of the image."""
+    composite = tf.saved_model.load(export_dir).signatures[SERVING_DEFAULT]
+    parts = {name: tf.saved_model.load(path) for name, path in model_dirs.items()}
+    for index, image in enumerate(images):
+        batch = tf.constant([image])
+        merged = {k: v.numpy() for k, v in composite(**{INPUT_NAME: batch}).items()}
+        found = {k: v.numpy() for k, v in parts["detector"].signatures[SERVING_DEFAULT](
+            **{INPUT_NAME: batch}).items()}
+        problems = [k for k in DETECTION_OUTPUTS
+                    if not np.allclose(merged[k], found[k], atol=tolerance)]
+        count = int(merged[CLASSIFIED][0])
+        if count:
+            decoded = checked_decode(tf.constant(image))
+            crops = tf.stack([_crop(decoded, tf.constant(box), CROP_MARGIN)
+                              for box in found[DETECTION_BOXES][0][:count]])
+            category = parts["category"].signatures[SERVING_IMAGES](**{IMAGES_INPUT: crops})
+            order = np.argsort(-category[SCORES_OUTPUT].numpy(), axis=1, kind="stable")
+            k = merged[CATEGORIES].shape[-1]
+            expected_names = np.take_along_axis(category[CLASSES_OUTPUT].numpy(),
+                                                order[:, :k], axis=1)
+            expected_scores = np.take_along_axis(category[SCORES_OUTPUT].numpy(),
+                                                 order[:, :k], axis=1)
+            if not np.allclose(merged[CATEGORY_SCORES][0][:count], expected_scores,
+                               atol=tolerance):
+                problems.append(CATEGORY_SCORES)
+            elif (merged[CATEGORIES][0][:count][:, 0] != expected_names[:, 0]).any():
+                problems.append(CATEGORIES)
+            tags = parts["attributes"].signatures[SERVING_IMAGES](**{IMAGES_INPUT: crops})
+            if not np.array_equal(merged[ATTRIBUTES][0][:count], tags[TAGS_OUTPUT].numpy()):
+                problems.append(ATTRIBUTES)
+        brand = parts["brand"].signatures[SERVING_IMAGES](**{IMAGES_INPUT: batch})
+        if merged[BRAND][0] != brand[TOP_CLASS_OUTPUT].numpy()[0] or not np.isclose(
+                merged[BRAND_SCORE][0], brand[TOP_SCORE_OUTPUT].numpy()[0], atol=tolerance):
+            problems.append(BRAND)
+        if problems:
+            raise ValueError(f"the composite answers image {index} unlike the separate models: "
+                             f"{problems}")
 
 
 def check_answer(outputs: dict, rows: int) -> None:
     """The infra validator's check: one row per image, the detector's outputs and the
     classifications per detection (ValueError otherwise)."""
-    expected = set(DETECTION_OUTPUTS) | {CATEGORY, CATEGORY_SCORE, ATTRIBUTES, CLASSIFIED}
+    expected = set(DETECTION_OUTPUTS) | {CATEGORIES, CATEGORY_SCORES, ATTRIBUTES, CLASSIFIED,
+                                         BRAND, BRAND_SCORE}
     missing = sorted(expected - set(outputs))
     if missing:
         raise ValueError(f"the garments answer lacks {missing}")
@@ -138,5 +196,5 @@ def check_answer(outputs: dict, rows: int) -> None:
             raise ValueError(f"output {key!r} has shape {list(value.shape)}, expected {rows} "
                              "rows")
     boxes = np.asarray(outputs[DETECTION_BOXES])
-    if boxes.ndim != 3 or np.asarray(outputs[CATEGORY]).shape != boxes.shape[:2]:
-        raise ValueError("garment categories must be one per detection slot")
+    if boxes.ndim != 3 or np.asarray(outputs[CATEGORIES]).shape[:2] != boxes.shape[:2]:
+        raise ValueError("garment categories must be one row per detection slot")

@@ -1,2 +1,2 @@
-"""The garment detector family (in progress: Model Garden experiment building; not registered
-yet, see ``model_garden``)."""
+"""The garment detector family: TF Model Garden RetinaNet or Faster R-CNN on the pretrained
+Lite0 trunk (see ``spec``, ``model_garden`` and ``trainer``)."""

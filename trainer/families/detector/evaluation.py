@@ -115,7 +115,7 @@ def prior_detections(truth: list) -> list:
 
 
 def draw(encoded: bytes, found: dict, truth: Optional[dict] = None, min_score: float = 0.3):
-    """The image with ``truth`` boxes (thin white) and ``found`` boxes scoring at least
+    """The image with ``truth`` boxes (white, black-edged) and ``found`` boxes scoring at least
     ``min_score`` in the study's class colours; PIL image."""
     from trainer.evaluation.plots import draw_boxes
     shown = [i for i, (score, label) in enumerate(zip(found["scores"], found["classes"]))
@@ -215,7 +215,7 @@ def report(evaluation_uri: str, model_uri: str) -> reports.EvaluationSummary:
         legend = ", ".join(f"<span style='color:rgb{SUPER_CATEGORY_COLOURS[n]}'>{n}</span>"
                            for n in F.SUPER_CATEGORIES)
         summary.sections.append(reports.Section(
-            "Eval images: predictions (score ≥ 0.3) and truth (white)",
+            "Eval images: predictions (score ≥ 0.3) and truth (white, black-edged)",
             html=f"<p>{legend}</p>" + "".join(images)))
     return summary
 
