@@ -171,7 +171,7 @@ def test_the_registered_family_runs_through_the_whole_pipeline(toy_registered, t
     config = pc.get_config("smoke", workspace=str(tmp_path), families=("brightness",))
     config = pc.replace_nested(config, "data.catalog_root", str(catalog))
     config = pc.replace_nested(config, "brightness.epochs", "3")
-    config = pc.replace_nested(config, "brightness.steps_per_epoch", "20")
+    config = pc.replace_nested(config, "brightness.steps_per_epoch", "60")
     summary = runner.run(config, log=lambda message: None)
     assert summary["pushed_models"]["brightness"]
     assert summary["infra_validation"]["brightness"]["blessed"]
