@@ -16,6 +16,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.infra_validator import logic
+from components.model_artifacts import saved_model_dir
 
 
 @component
@@ -30,15 +31,11 @@ def ServingInfraValidator(
         num_examples: Parameter[int] = 4,
         timeout_seconds: Parameter[int] = 180):
     """Blesses ``model`` only if the model server loads it and answers real eval examples."""
-    from tfx.utils import path_utils
-
     from trainer.export.records import read_records
-    serving_dir = path_utils.serving_model_dir(model.uri)
     records = read_records(os.path.join(artifact_utils.get_split_uri([examples], "eval"), "*"),
                            num_examples)
     probe = logic.Probe(signature_name, input_name, input_kind, check)
-    report = logic.validate(serving_dir if os.path.isdir(serving_dir) else model.uri, records,
-                            probe, timeout_seconds)
+    report = logic.validate(saved_model_dir(model), records, probe, timeout_seconds)
     blessing.set_int_custom_property("blessed", int(report.blessed))
     os.makedirs(blessing.uri, exist_ok=True)
     marker = "INFRA_BLESSED" if report.blessed else "INFRA_NOT_BLESSED"

@@ -18,13 +18,8 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 
+from components.model_artifacts import saved_model_dir
 from components.offline_evaluator import logic
-
-
-def _serving_dir(model) -> str:
-    from tfx.utils import path_utils
-    serving = path_utils.serving_model_dir(model.uri)
-    return serving if os.path.isdir(serving) else model.uri
 
 
 @component
@@ -47,10 +42,10 @@ def OfflineEvaluator(
     os.makedirs(evaluation.uri, exist_ok=True)
     options = ({"output_dir": evaluation.uri}
                if "output_dir" in inspect.signature(evaluate).parameters else {})
-    candidate = evaluate(_serving_dir(model), data, **options)
+    candidate = evaluate(saved_model_dir(model), data, **options)
     baseline = None
     if baseline_model is not None and baseline_model.uri != model.uri:
-        baseline = evaluate(_serving_dir(baseline_model), data)
+        baseline = evaluate(saved_model_dir(baseline_model), data)
     metric = spec.evaluation.blessing_metric
     blessed, failures = logic.verdict(candidate, baseline, metric, blessing_threshold,
                                       min_improvement)
