@@ -275,6 +275,83 @@ def cmd_predict(args):
                              "protocol": protocol, "predictions": answers}, text)
 
 
+def cmd_search(args):
+    """The catalog items nearest to a text or an image: through a server's ``:search`` REST
+    extension, or (``--local``) straight from a pushed model folder and its catalog index."""
+    if (args.text is None) == (args.image is None):
+        print("fashion search: error: give exactly one of --text or --image", file=sys.stderr)
+        return 2, None
+    image = None
+    if args.image is not None:
+        try:
+            with open(args.image, "rb") as handle:
+                image = handle.read()
+        except OSError as err:
+            print(f"fashion search: error: cannot read {args.image}: {err.strerror}",
+                  file=sys.stderr)
+            return 2, None
+    try:
+        if args.local:
+            answer = _search_locally(args.local, args.text, image, args.k, args.version)
+        else:
+            from serving.client import ServingClient
+            token = None
+            if args.token_file:
+                with open(args.token_file) as handle:
+                    token = handle.read().strip()
+            with ServingClient(args.server, "rest", token, timeout=args.timeout) as client:
+                if args.wait:
+                    client.wait_until_available(args.model, args.wait)
+                answer = client.search(args.model, args.text, image, args.k, args.version,
+                                       args.label)
+    except (OSError, ValueError, LookupError, RuntimeError, TimeoutError) as err:
+        print(f"fashion search: error: {err}", file=sys.stderr)
+        return 1, None
+    results = answer["results"]
+    query = f"text {args.text!r}" if args.text is not None else f"image {args.image}"
+    text = f"{len(results)} catalog items nearest to {query} " \
+           f"({answer['model_spec']['name']} v{answer['model_spec']['version']}):\n" + \
+        "\n".join(f"{rank:3d}. {r['score']:.3f}  {r['id']}  {r.get('uri', '')}"
+                  + (f"  “{r['caption']}”" if r.get("caption") else "")
+                  for rank, r in enumerate(results, 1))
+    if args.draw:
+        from trainer.evaluation.plots import contact_sheet
+        from trainer.export.records import read_images_at
+        images = read_images_at([r.get("uri", "") for r in results])
+        shown = [(i, r) for i, r in zip(images, results) if i is not None]
+        sheet = contact_sheet([i for i, _ in shown], [f"{r['score']:.2f} {r['id']}"
+                                                      for _, r in shown], title=query)
+        os.makedirs(os.path.dirname(os.path.abspath(args.draw)), exist_ok=True)
+        sheet.save(args.draw)
+        text += f"\ndrew {len(shown)} of {len(results)} items: {args.draw}"
+    return 0, _render(args, dict(answer, query={"text": args.text, "image": args.image}),
+                      text)
+
+
+def _search_locally(model_dir: str, text, image, k: int, version) -> dict:
+    """``fashion search --local``: embeds the query with the pushed model and searches the
+    catalog index in its version folder."""
+    import tensorflow as tf
+
+    from schemas import catalog_index
+    from schemas.serving_api import (EMBED_TEXT, EMBEDDING_OUTPUT, IMAGES_INPUT,
+                                     SERVING_IMAGES, TEXT_INPUT, latest_version, list_versions,
+                                     register_text_ops)
+    export_dir = (list_versions(model_dir).get(version) if version is not None
+                  else latest_version(model_dir))
+    if export_dir is None:
+        raise LookupError(f"{model_dir} has no version {version}")
+    register_text_ops()
+    index = catalog_index.CatalogIndex(catalog_index.index_dir(export_dir))
+    signatures = tf.saved_model.load(export_dir).signatures
+    if text is not None:
+        embedding = signatures[EMBED_TEXT](**{TEXT_INPUT: tf.constant([text])})
+    else:
+        embedding = signatures[SERVING_IMAGES](**{IMAGES_INPUT: tf.constant([image])})
+    return {"model_spec": {"name": os.path.basename(os.path.normpath(model_dir)),
+                           "version": os.path.basename(export_dir)},
+            "results": index.search(embedding[EMBEDDING_OUTPUT].numpy(), k)[0]}
+
 def _predict_signature(client, args) -> tuple:
     """``(signature, detector input name or None)``: ``--signature``, or the classifiers'
     ``serving_images`` when the model has it, else ``serving_default``; a signature answering
@@ -485,6 +562,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-file", default=None, help="PEM root certificate: use TLS")
     p.add_argument("--json", action="store_true", help="print the answers as JSON")
     p.set_defaults(func=cmd_predict)
+
+    q = sub.add_parser("search", help="the catalog items nearest to a text or an image (an "
+                                      "embedding model's catalog index)")
+    q.add_argument("--text", default=None, help="a text query, e.g. 'red striped dress'")
+    q.add_argument("--image", default=None, help="an image file as the query")
+    q.add_argument("-k", "--k", type=int, default=10, help="items to return")
+    q.add_argument("--server", default="127.0.0.1:8501", help="host:port of the REST API")
+    q.add_argument("--model", default="dual_encoder", help="served embedding model name")
+    q.add_argument("--version", type=int, default=None, help="model version (default: latest)")
+    q.add_argument("--label", default=None, help="model version label")
+    q.add_argument("--local", default=None, metavar="DIR",
+                   help="search without a server: the pushed model folder (or version) DIR")
+    q.add_argument("--draw", default=None, metavar="PNG",
+                   help="also write a contact sheet of the items found")
+    q.add_argument("--wait", type=float, default=0.0,
+                   help="wait up to this many seconds for the model to become AVAILABLE")
+    q.add_argument("--timeout", type=float, default=30.0, help="request timeout (s)")
+    q.add_argument("--token-file", default=None, help="file with the server's bearer token")
+    q.add_argument("--json", action="store_true", help="print the answer as JSON")
+    q.set_defaults(func=cmd_search)
 
     e = sub.add_parser("evaluate", help="compute a family's metrics for a pushed model")
     families = _family_names()

@@ -4,7 +4,8 @@ Components are wired here from the family registry; trainer code is named by dot
 model code is imported. Each family's branch is Trainer → LatestBlessedModel Resolver → its
 evaluator (TFX Evaluator with the family's EvalConfig, the OfflineEvaluator running the family's
 offline metrics, or its own evaluator component) →
-ServingInfraValidator → Pusher, plus its extra components and an EvaluationReport; composite
+ServingInfraValidator → Pusher (→ CatalogIndexer for an embedding family), plus its extra
+components and an EvaluationReport; composite
 nodes (several families' blessed models) come after the branches they take.
 ``create_pipeline(config)`` returns a ``tfx.dsl.Pipeline`` that LocalDagRunner runs
 (``pipeline.runner.run``) or a Kubeflow runner compiles.
@@ -18,6 +19,7 @@ import json
 from tfx import v1 as tfx
 
 from components.anomaly_gate.component import AnomalyGate
+from components.catalog_index.component import CatalogIndexer
 from components.composite_model.component import ComposeModel
 from components.catalog_import.spans import split_input_pattern
 from components.evaluation_report.component import EvaluationReport
@@ -109,6 +111,13 @@ def family_branch(config: PipelineConfig, spec: FamilySpec, examples, schema_gen
                 base_directory=config.serving_model_dir(spec.name))),
     ).with_id(spec.node_id("Pusher"))
     nodes = [trainer, baseline, evaluator, infra_validator, pusher]
+    if spec.catalog_index is not None:
+        index = spec.catalog_index
+        nodes.append(CatalogIndexer(
+            examples=examples, pushed_model=pusher.outputs["pushed_model"],
+            signature=index.signature, input_name=index.input_name, output=index.output,
+            kind=index.kind, options=json.dumps(dict(index.options)),
+        ).with_id(spec.node_id("CatalogIndexer")))
     section = None
     for extra in spec.extra_components:
         node = resolve(extra.factory)(model=model, examples=examples).with_id(

@@ -53,6 +53,14 @@ DETECTION_SCORES = "detection_scores"
 DETECTION_CLASSES = "detection_classes"
 NUM_DETECTIONS = "num_detections"
 DETECTION_OUTPUTS = (DETECTION_BOXES, DETECTION_SCORES, DETECTION_CLASSES, NUM_DETECTIONS)
+# An embedding model's signatures: images (serving_default on tf.Examples, serving_images on
+# bytes) and texts (embed_text on strings, input ``text``) → ``embedding`` [batch, d] float32,
+# L2-normalised, so a dot product is the cosine similarity.
+EMBED_TEXT = "embed_text"
+TEXT_INPUT = "text"
+EMBEDDING_OUTPUT = "embedding"
+# A JSON object of what an embedding model's users need beside it (e.g. its zero-shot prompt).
+EMBEDDING_INFO_ASSET = "embedding.json"
 
 _SHARD = re.compile(r"^variables\.data-(\d+)-of-(\d+)$")
 
@@ -114,3 +122,14 @@ def latest_version(model_path: str) -> str:
     if not versions:
         raise FileNotFoundError(f"{model_path} is neither a SavedModel nor a folder of versions")
     return versions[max(versions)]
+
+
+def register_text_ops() -> bool:
+    """Registers TensorFlow Text's ops (tokenizers) when the package is installed, as
+    ``tensorflow_model_server`` links them in: a model that tokenizes text in its graph (an
+    embedding model's text signature) loads only with them. Returns whether they are there."""
+    try:
+        import tensorflow_text  # noqa: F401  (imported for its op registrations)
+    except ImportError:
+        return False
+    return True

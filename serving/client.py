@@ -4,7 +4,7 @@ It speaks only the public API (the ``tensorflow-serving-api`` gRPC stubs, or the
 paths), so the same code works against either server. ``predict_images`` sends encoded image
 bytes to the ``serving_images`` signature the pipeline's classifiers export and returns one
 ranked answer per image; ``detect_images`` sends them to a detector (OD API outputs) and returns
-each image's detections.
+each image's detections; ``search`` asks this server's catalog search extension.
 """
 
 from __future__ import annotations
@@ -255,6 +255,22 @@ class ServingClient:
                 key: _plain(value[row], {}, row) for key, value in per_image.items()}})
         return answers
 
+
+    def search(self, model: str, text: Optional[str] = None, image: Optional[bytes] = None,
+               k: int = 10, version: Optional[int] = None,
+               label: Optional[str] = None) -> dict:
+        """The ``k`` catalog items nearest to ``text`` or ``image`` (this server's ``:search``
+        REST extension, ``serving.search``; a REST client's call):
+        ``{"model_spec": {...}, "results": [{"id", "score", "uri", "caption", ...}]}``."""
+        if self.protocol != "rest":
+            raise ValueError("catalog search is a REST extension: use a client with "
+                             "protocol='rest' on the server's REST port")
+        body: dict = {"k": int(k)}
+        if text is not None:
+            body["text"] = text
+        if image is not None:
+            body["image"] = {"b64": base64.b64encode(image).decode()}
+        return self._rest(self._model_path(model, version, label) + ":search", body)
 
 def _plain(value, column_names: dict, row: int):
     """A JSON-able value: text decoded, numbers rounded; a 0/1 vector with named columns as the

@@ -3,7 +3,8 @@
 Paths: ``GET /v1/models/{name}[/versions/{v}|/labels/{l}]`` (status), ``GET .../metadata``
 (signature defs), ``POST ...:predict`` (row ``instances`` or columnar ``inputs`` format, with
 ``{"b64": ...}`` bytes), ``POST ...:classify`` and ``...:regress`` (``examples`` with an optional
-``context``), answering with TF Serving's JSON shapes and ``{"error": ...}`` on failure. Optional:
+``context``), answering with TF Serving's JSON shapes and ``{"error": ...}`` on failure; beside
+them, the extension ``POST ...:search`` (catalog search, ``serving.search``). Optional:
 the Prometheus metrics path, a bearer token (401 without it) and TLS. :meth:`RestApi.handle` is
 pure request → response logic; the HTTP server around it is :func:`make_server`.
 """
@@ -27,10 +28,11 @@ from schemas.serving_api import CLASSIFY_METHOD, REGRESS_METHOD
 from serving.errors import (InvalidRequest, Overloaded, RequestTooLarge, ServingError,
                             Unauthenticated)
 from serving.inference import InferenceService
+from serving.search import DEFAULT_K, CatalogSearch
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                    r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
-                   r"(?P<tail>/metadata|:predict|:classify|:regress)?$")
+                   r"(?P<tail>/metadata|:predict|:classify|:regress|:search)?$")
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 IDLE_CONNECTION_SECONDS = 5
 JSON_TYPE = "application/json"
@@ -147,6 +149,7 @@ class RestApi:
         self.metrics_path = metrics_path
         self.max_body_bytes = max_body_bytes
         self._expected_auth = f"Bearer {token}".encode() if token else None
+        self.catalog_search = CatalogSearch(service)
 
     def _predict(self, signature, body: dict, deadline) -> dict:
         specs = signature.input_specs
@@ -212,6 +215,14 @@ class RestApi:
             raise InvalidRequest("'signature_name' must be a string")
         deadline = (time.monotonic() + self.timeout_seconds
                     if self.timeout_seconds else None)
+        if tail == ":search":
+            image = body.get("image")
+            if image is not None:
+                if not isinstance(image, dict) or set(image) != {"b64"}:
+                    raise InvalidRequest("'image' must be {\"b64\": \"<base64 bytes>\"}")
+                image = _decode_value(image)
+            return self.catalog_search.search(name, version, label, body.get("text"), image,
+                                              body.get("k", DEFAULT_K), deadline)
         if tail == ":predict":
             signature = self.service.signature(name, version, label, signature_name)
             return self._predict(signature, body, deadline)
@@ -258,7 +269,7 @@ class RestApi:
             payload = _status_json(model.statuses(version))
         elif method == "GET" and tail == "/metadata":
             payload = self._metadata(name, version, label)
-        elif method == "POST" and tail in (":predict", ":classify", ":regress"):
+        elif method == "POST" and tail in (":predict", ":classify", ":regress", ":search"):
             with self.service.observed(tail[1:], "REST", name):
                 payload = self._inference(tail, name, version, label, body)
         else:

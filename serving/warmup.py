@@ -54,8 +54,12 @@ def replay_warmup(servable, export_dir: str) -> int:
 
 
 def load_servable(export_dir: str, warmup: bool = True):
-    """Loads a SavedModel and, unless ``warmup`` is off, replays its warm-up records."""
+    """Loads a SavedModel (TensorFlow Text's ops registered) and, unless ``warmup`` is off,
+    replays its warm-up records."""
     import tensorflow as tf
+
+    from schemas.serving_api import register_text_ops
+    register_text_ops()
     servable = tf.saved_model.load(export_dir)
     if warmup:
         replay_warmup(servable, export_dir)

@@ -4,7 +4,8 @@ Each image is one garment, a noisy rectangle on a backdrop of the same hue at ha
 brightness: its hue (red, green or blue) is the garment category and the ``color:`` attribute,
 its brightness (dark or light) is the brand, its box (annotated with the category's
 super-category) is what a detector finds, and a white square in a corner marks an
-``item:bag``. A third of the records annotate only the ``item:`` attributes, as CCP photos do,
+``item:bag``; the caption says all but the brand ("a person wearing a red dress with a
+bag"). A third of the records annotate only the ``item:`` attributes, as CCP photos do,
 so a model trained on them must treat the other attribute families as unknown.
 """
 
@@ -15,7 +16,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from components.catalog_import.records import FashionRecord, GarmentObject
+from components.catalog_import.records import FashionRecord, GarmentObject, caption_for
 from components.catalog_import.spans import SpanWriter
 
 HUES = {"dress": ("red", (1.0, 0.15, 0.15)), "jeans": ("blue", (0.15, 0.15, 1.0)),
@@ -46,7 +47,9 @@ def record(index: int, rng: np.random.Generator, size: int = 40) -> FashionRecor
                          objects=(GarmentObject(category, (left / size, top / size,
                                                            (left + width) / size,
                                                            (top + height) / size)),),
-                         attributes=tuple(attributes), brand=brand)
+                         attributes=tuple(attributes), brand=brand,
+                         caption=caption_for([category], ["bag"] if bag else [],
+                                             {category: colour_name}))
 
 
 def write(root: str, count: int = 240, seed: int = 0) -> str:

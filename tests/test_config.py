@@ -34,11 +34,13 @@ def test_profiles_are_valid_and_round_trip(profile):
 
 def test_the_ccp_profile_reads_real_photos_with_pretrained_trunks():
     config = pc.get_config("ccp")
-    assert config.data.source == "ccp" and config.families == ("category", "attributes")
+    assert config.data.source == "ccp" and config.families == (
+        "category", "attributes", "detector", "dual_encoder")
     assert config.data.resolved_ccp_dir.endswith("/shared/datasets/ccp")
     for family in config.families:
+        assert config.family(family).weights == "efficientnet-lite0-imagenet", family
+    for family in ("category", "attributes"):
         section = config.family(family)
-        assert section.weights == "efficientnet-lite0-imagenet"
         assert section.transfer_mode == "hybrid" and section.cached_feature_views > 0
         assert 0 < section.fine_tune_learning_rate < section.learning_rate
     assert config.family("brand") == registry.get("brand").preset("default")

@@ -336,6 +336,49 @@ def test_the_garments_composite_is_pushed_and_answers_per_detection(smoke_run, t
     assert len(os.listdir(tmp_path / "drawn")) == 3
 
 
+def test_the_dual_encoder_indexes_the_catalog_and_answers_searches(smoke_run, tmp_path):
+    """The pushed dual encoder carries the catalog index its CatalogIndexer built; `fashion
+    serve` answers a text search over REST with catalog items, and `fashion evaluate` prints
+    its zero-shot and retrieval metrics beside their baselines."""
+    import shutil
+
+    import portpicker
+
+    from schemas import catalog_index
+    from serving.config_files import ModelSpec
+    from serving.server import ModelServer, ServerOptions
+    workspace, summary = smoke_run
+    pushed = summary["pushed_models"]["dual_encoder"]
+    index = catalog_index.CatalogIndex(catalog_index.index_dir(pushed))
+    catalog = _eval_count(workspace) + json.load(open(
+        workspace / "catalog" / "span-1" / "summary.json"))["written"]["train"]
+    assert len(index) == catalog and index.manifest["recall_at_10_vs_exact"] >= 0.9
+    shutil.copytree(pushed, tmp_path / "dual_encoder" / "1")
+    server = ModelServer([ModelSpec("dual_encoder", str(tmp_path / "dual_encoder"))],
+                         ServerOptions(grpc_port=portpicker.pick_unused_port(),
+                                       rest_port=portpicker.pick_unused_port(),
+                                       poll_seconds=0.2))
+    server.start()
+    try:
+        answer = json.loads(_fashion(
+            "search", "--server", f"127.0.0.1:{server.rest_port}", "--text",
+            "a red dress", "-k", "5", "--wait", "120", "--draw", str(tmp_path / "sheet.png"),
+            "--json").stdout)
+    finally:
+        server.stop()
+    assert answer["model_spec"] == {"name": "dual_encoder", "version": "1"}
+    assert len(answer["results"]) == 5
+    assert all(r["id"].startswith("synthetic-") and "#" in r["uri"]
+               for r in answer["results"])
+    assert os.path.getsize(tmp_path / "sheet.png") > 0
+    data = str(workspace / "catalog" / "span-1" / "eval" / "*")
+    metrics = json.loads(_fashion("evaluate", "--family", "dual_encoder", "--model",
+                                  str(workspace / "serving" / "dual_encoder"), "--data", data,
+                                  "--json").stdout)
+    for key in ("zero_shot_accuracy", "majority_class_accuracy", "text_to_image_recall_at_5",
+                "chance_recall_at_5", "image_to_text_mrr"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+
 def test_schema_anomaly_blocks_training_and_pushing(tmp_path):
     catalog = tmp_path / "catalog"
     with SpanWriter(str(catalog), num_shards=1) as writer:

@@ -24,7 +24,7 @@ import pipeline_config as pc  # noqa: E402
 from schemas import features as F  # noqa: E402
 from schemas.serving_api import CLASSIFY_METHOD, REGRESS_METHOD, read_class_names  # noqa: E402
 from trainer.families import registry  # noqa: E402
-from trainer.families.spec import EXAMPLES, IMAGES, resolve  # noqa: E402
+from trainer.families.spec import resolve  # noqa: E402
 from toy_families.brightness.spec import SPEC as TOY_SPEC  # noqa: E402
 
 SPECS = registry.family_specs() + (TOY_SPEC,)
@@ -122,10 +122,9 @@ def _records(pattern, count=4):
 
 
 def _inputs(signature, records):
-    from trainer.export.records import examples_to_images
-    values = records if signature.input_kind == EXAMPLES else examples_to_images(records)
-    assert signature.input_kind in (EXAMPLES, IMAGES)
-    return {signature.input_name: np.array(values, dtype=object)}
+    from trainer.export.records import probe_inputs
+    return {signature.input_name: np.array(probe_inputs(signature.input_kind, records),
+                                           dtype=object)}
 
 
 def test_training_ran_and_recorded_its_curves(trained):

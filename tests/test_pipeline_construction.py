@@ -44,6 +44,8 @@ def expected_nodes(config, specs=SPECS) -> set:
         if own_examples(config, spec):
             nodes |= {spec.node_id("Examples"), spec.node_id("Transform")}
         nodes |= {spec.node_id(extra.id_suffix) for extra in spec.extra_components}
+        if spec.catalog_index is not None:
+            nodes.add(spec.node_id("CatalogIndexer"))
     names = {spec.name for spec in specs}
     for composite in registry.composite_specs():
         if composite.builder and set(composite.families) <= names:

@@ -28,7 +28,8 @@ def toy_registered():
 
 
 def test_the_built_in_families_in_order():
-    assert registry.family_names() == ("category", "attributes", "brand", "detector")
+    assert registry.family_names() == ("category", "attributes", "brand", "detector",
+                                       "dual_encoder")
     assert registry.get("brand").name == "brand"
     with pytest.raises(ValueError, match="unknown family 'segmenter'"):
         registry.get("segmenter")

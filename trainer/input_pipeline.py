@@ -11,7 +11,8 @@ from schemas import features as F
 from trainer.preprocessing import decode_transformed_image
 
 
-def _files(file_patterns: Sequence[str] | str) -> list[str]:
+def matching_files(file_patterns: Sequence[str] | str) -> list[str]:
+    """The sorted files matching one glob or a list of globs (FileNotFoundError when none)."""
     patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
     files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
     if not files:
@@ -35,7 +36,7 @@ def labelled_images(file_patterns, feature_spec: dict, label_key: str, stored_si
     equally often: rare classes are oversampled, and the model's train-time augmentation makes
     their repeats differ.
     """
-    files = _files(file_patterns)
+    files = matching_files(file_patterns)
     weight_key = F.label_weight_feature(label_key)
     spec = {k: feature_spec[k] for k in (F.TRANSFORMED_IMAGE, label_key, weight_key)}
     dataset = tf.data.TFRecordDataset(files, compression_type=compression_type,
@@ -66,7 +67,7 @@ def count_labelled(file_patterns, feature_spec: dict, label_key: str,
                    compression_type: str = "GZIP") -> dict:
     """Counts labelled examples per label id (class ids, or each position of a multi-hot label
     that is on); the key ``None`` holds the number of labelled examples (label weight 1)."""
-    files = _files(file_patterns)
+    files = matching_files(file_patterns)
     weight_key = F.label_weight_feature(label_key)
     spec = {label_key: feature_spec[label_key], weight_key: feature_spec[weight_key]}
     counts: dict = {None: 0}
@@ -88,6 +89,7 @@ def sample_images(file_patterns, feature_spec: dict, count: int,
                   compression_type: str = "GZIP") -> list[bytes]:
     """The first ``count`` transformed images (PNG bytes), e.g. for serving warm-up requests."""
     spec = {F.TRANSFORMED_IMAGE: feature_spec[F.TRANSFORMED_IMAGE]}
-    dataset = tf.data.TFRecordDataset(_files(file_patterns), compression_type=compression_type)
+    dataset = tf.data.TFRecordDataset(matching_files(file_patterns),
+                                      compression_type=compression_type)
     return [parsed[F.TRANSFORMED_IMAGE] for parsed in dataset.take(count).map(
         lambda s: tf.io.parse_single_example(s, spec)).as_numpy_iterator()]

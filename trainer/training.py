@@ -128,16 +128,20 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
         phases: list, steps_per_epoch: int, monitor: str, mode: str = "max",
         patience: int = 3, start_from_epoch: int = 0, class_weight: Optional[dict] = None,
         checkpoint_dir: Optional[str] = None, callbacks: tuple = (),
-        caching: Optional[feature_cache.FeatureCaching] = None) -> History:
+        caching: Optional[feature_cache.FeatureCaching] = None,
+        backbones: Optional[list] = None) -> History:
     """Trains ``model`` through ``phases``; returns the merged history (``{metric: [...]}``).
 
     ``compile_model(model)`` compiles it (called again at each phase, since a change of
     trainable layers needs a recompile). ``monitor`` is a validation metric (``val_...``).
     With ``caching``, a phase whose backbone is frozen trains only the model's head on trunk
     features computed once (``trainer.feature_cache``; the model must name where its trunk
-    ends), with the caching's own steps per epoch.
+    ends), with the caching's own steps per epoch. ``backbones``: the sub-models the phases'
+    trainable layers apply to (default: every nested model of ``model``; ``[]`` leaves every
+    layer's trainability as the caller set it).
     """
-    backbones = transfer.find_backbones(model)
+    if backbones is None:
+        backbones = transfer.find_backbones(model)
     if not backbones and any(p.trainable_layers is not None for p in phases):
         raise ValueError("freezing or partial fine-tuning needs a model with a backbone")
     history = History()

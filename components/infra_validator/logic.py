@@ -33,20 +33,13 @@ class Probe:
 
     signature_name: str
     input_name: str
-    input_kind: str  # "examples" or "images"
+    input_kind: str  # "examples", "images" or "texts" (trainer.families.spec)
     check: str  # dotted path of check(outputs, rows)
 
     def inputs(self, records: list) -> dict:
         """The request's inputs built from serialized eval records."""
-        from trainer.export.records import examples_to_images
-        from trainer.families.spec import EXAMPLES, IMAGES
-        if self.input_kind == EXAMPLES:
-            values = records
-        elif self.input_kind == IMAGES:
-            values = examples_to_images(records)
-        else:
-            raise ValueError(f"unknown probe input kind {self.input_kind!r}")
-        return {self.input_name: np.array(values, dtype=object)}
+        from trainer.export.records import probe_inputs
+        return {self.input_name: np.array(probe_inputs(self.input_kind, records), dtype=object)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""Colour ramps for report images (numpy only)."""
+"""Report images: colour ramps, boxes drawn on images, contact sheets."""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 
@@ -52,3 +54,28 @@ def draw_boxes(encoded: bytes, boxes, names, scores=(), truth_boxes=(), width: i
             caption += "\n" + details[index]
         canvas.text((xy[0] + 2, xy[1] + 1), caption, fill=colour)
     return image
+
+
+def contact_sheet(images: Sequence[bytes], captions: Sequence[str], title: str = "",
+                  thumbnail: int = 128, columns: int = 5):
+    """A PIL image of the encoded ``images`` as ``thumbnail``-pixel squares (aspect kept), in
+    rows of ``columns``, each captioned, under an optional ``title`` line."""
+    import io
+
+    from PIL import Image, ImageDraw
+    columns = max(1, min(columns, len(images) or 1))
+    rows = max(1, -(-len(images) // columns))
+    header, footer = (16 if title else 0), 14
+    sheet = Image.new("RGB", (columns * thumbnail, header + rows * (thumbnail + footer)),
+                      (255, 255, 255))
+    canvas = ImageDraw.Draw(sheet)
+    if title:
+        canvas.text((4, 2), title, fill=(0, 0, 0))
+    for index, (encoded, caption) in enumerate(zip(images, captions)):
+        image = Image.open(io.BytesIO(encoded)).convert("RGB")
+        image.thumbnail((thumbnail, thumbnail))
+        x = (index % columns) * thumbnail
+        y = header + (index // columns) * (thumbnail + footer)
+        sheet.paste(image, (x + (thumbnail - image.width) // 2, y))
+        canvas.text((x + 2, y + thumbnail + 1), caption[:thumbnail // 6], fill=(0, 0, 0))
+    return sheet

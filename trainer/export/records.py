@@ -54,3 +54,50 @@ def examples_to_images(serialized: list[bytes]) -> list[bytes]:
         example = tf.train.Example.FromString(record)
         images.append(example.features.feature[F.IMAGE_ENCODED].bytes_list.value[0])
     return images
+
+
+def examples_to_captions(serialized: list[bytes], default: str = "a photo") -> list[bytes]:
+    """The ``fashion/caption`` of serialized tf.Examples (``default`` where one has none)."""
+    import tensorflow as tf
+    captions = []
+    for record in serialized:
+        feature = tf.train.Example.FromString(record).features.feature
+        values = feature[F.CAPTION].bytes_list.value if F.CAPTION in feature else []
+        captions.append(values[0] if values else default.encode())
+    return captions
+
+
+def probe_inputs(kind: str, serialized: list[bytes]) -> list[bytes]:
+    """The values a signature of input kind ``kind`` (``trainer.families.spec``: examples,
+    images or texts) takes, made from serialized records."""
+    if kind == "examples":
+        return list(serialized)
+    if kind == "images":
+        return examples_to_images(serialized)
+    if kind == "texts":
+        return examples_to_captions(serialized)
+    raise ValueError(f"unknown input kind {kind!r}")
+
+
+def read_images_at(uris: list[str]) -> list:
+    """The encoded image of each ``file#position`` record URI (a catalog index's items), None
+    where the file or record is gone; each file is read once."""
+    import tensorflow as tf
+    wanted: dict = {}
+    for index, uri in enumerate(uris):
+        path, _, position = uri.rpartition("#")
+        if path and position.isdigit():
+            wanted.setdefault(path, {}).setdefault(int(position), []).append(index)
+    found: list = [None] * len(uris)
+    for path, positions in wanted.items():
+        try:
+            dataset = record_dataset(path).take(max(positions) + 1)
+            for position, record in enumerate(dataset):
+                if position in positions:
+                    feature = tf.train.Example.FromString(record.numpy()).features.feature
+                    image = feature[F.IMAGE_ENCODED].bytes_list.value
+                    for index in positions[position]:
+                        found[index] = image[0] if image else None
+        except (FileNotFoundError, tf.errors.OpError):
+            continue
+    return found

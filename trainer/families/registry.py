@@ -20,6 +20,7 @@ FAMILY_PACKAGES = (
     "trainer.families.attributes",
     "trainer.families.brand",
     "trainer.families.detector",
+    "trainer.families.dual_encoder",
 )
 # The built-in composite nodes (built from several families' blessed models).
 COMPOSITE_PACKAGES = ("trainer.composites.garments",)

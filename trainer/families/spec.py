@@ -23,7 +23,8 @@ from schemas.serving_api import (CLASSIFY_INPUTS, CLASSIFY_METHOD, EXAMPLES_INPU
 # How a signature's (or an infra-validation probe's) input is made from eval records.
 EXAMPLES = "examples"  # the records' serialized tf.Examples, as they are
 IMAGES = "images"  # the records' encoded images (image/encoded bytes)
-INPUT_KINDS = (EXAMPLES, IMAGES)
+TEXTS = "texts"  # the records' captions (fashion/caption; a stand-in where a record has none)
+INPUT_KINDS = (EXAMPLES, IMAGES, TEXTS)
 
 # How a family is evaluated before its Pusher.
 TFMA = "tfma"  # tfx Evaluator with the family's TFMA EvalConfig
@@ -51,7 +52,7 @@ class SignatureSpec:
 
     name: str
     input_name: str
-    input_kind: str  # EXAMPLES or IMAGES
+    input_kind: str  # EXAMPLES, IMAGES or TEXTS
     method_name: str = PREDICT_METHOD
 
     def __post_init__(self):
@@ -108,6 +109,20 @@ class ComponentSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class CatalogIndexSpec:
+    """How an embedding family's pushed model indexes the catalog after its Pusher
+    (``components.catalog_index``): ``signature`` on serialized records (input
+    ``input_name``) answers ``output`` embeddings; the index is ``kind`` (``hnsw`` or ``flat``)
+    with ``options`` (``schemas.catalog_index.build`` keyword arguments, as pairs)."""
+
+    signature: str
+    input_name: str
+    output: str
+    kind: str = "hnsw"
+    options: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class FamilySpec:
     """Everything the system asks of one model family (see the module docstring).
 
@@ -141,6 +156,8 @@ class FamilySpec:
         one example per garment box); its output ``examples`` then feeds the family's own
         Transform (with its fragment only), Trainer, evaluator and infra validator. None (or
         a source returning None for the config): the records themselves.
+      catalog_index: with a :class:`CatalogIndexSpec`, the pipeline indexes the catalog with
+        each model the family pushes (an embedding family), and the server searches it.
     """
 
     name: str
@@ -160,6 +177,7 @@ class FamilySpec:
     accelerator_case: Optional[str] = None
     benchmark_cases: Optional[str] = None
     example_source: Optional[str] = None
+    catalog_index: Optional[CatalogIndexSpec] = None
 
     def __post_init__(self):
         if not self.name.isidentifier() or self.name != self.name.lower():

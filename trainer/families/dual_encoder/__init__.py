@@ -1,0 +1,1 @@
+"""The CLIP-style image-text dual encoder family."""
