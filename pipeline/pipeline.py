@@ -116,7 +116,8 @@ def family_branch(config: PipelineConfig, spec: FamilySpec, examples, schema_gen
         nodes.append(CatalogIndexer(
             examples=examples, pushed_model=pusher.outputs["pushed_model"],
             signature=index.signature, input_name=index.input_name, output=index.output,
-            kind=index.kind, options=json.dumps(dict(index.options)),
+            kind=getattr(config.family(spec.name), "index_kind", index.kind),
+            options=json.dumps(dict(index.options)),
         ).with_id(spec.node_id("CatalogIndexer")))
     section = None
     for extra in spec.extra_components:

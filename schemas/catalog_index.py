@@ -120,6 +120,10 @@ class CatalogIndex:
     def __len__(self) -> int:
         return len(self.items)
 
+    def vectors(self) -> np.ndarray:
+        """The indexed embeddings, in item order."""
+        return self._index.reconstruct_n(0, self._index.ntotal)
+
     def search(self, queries: np.ndarray, k: int = 10) -> list:
         """Per query, up to ``k`` ``dict(item, score=...)`` best first."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)

@@ -289,3 +289,71 @@ def test_fashion_search_locally_and_draws_a_contact_sheet(searchable, tmp_path, 
     from PIL import Image
     assert Image.open(sheet).size[0] >= 4 * 100
     assert fashion_cli.main(["search", "--local", searchable["model_dir"]]) == 2
+
+
+def test_a_local_savedmodel_text_encoder_replaces_the_bert(tmp_path):
+    """``text_encoder_dir``: a local SavedModel (strings → sentence vectors) is the text tower's
+    encoder, frozen when ``train_text_tower`` is off; only the projection trains."""
+    class Encoder(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tf.Variable(tf.random.stateless_normal([64, 16], seed=[1, 2]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def encode(self, text):
+            words = tf.strings.split(text)
+            ids = tf.strings.to_hash_bucket_fast(words, 64)
+            return {"pooled_output": tf.reduce_mean(
+                tf.gather(self.table, ids).to_tensor(), axis=1)}
+    encoder = Encoder()
+    tf.saved_model.save(encoder, str(tmp_path / "text"),
+                        signatures={"serving_default": encoder.encode.get_concrete_function()})
+    config = dual_config.DualEncoderConfig(text_encoder_dir=str(tmp_path / "text"),
+                                           train_text_tower=False, embedding_dim=8)
+    tower = dual.text_tower(config, vocabulary=[])
+    out = tower(tf.constant(["a red dress", "blue jeans"])).numpy()
+    assert out.shape == (2, 8)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    trainable = {w.path.split("/")[0] for w in tower.trainable_weights}
+    assert trainable == {"text_projection"}, trainable
+
+
+def test_a_killed_training_keeps_its_finished_phases(tmp_path, monkeypatch):
+    """Hybrid transfer: the cached-feature phase finishes, the fine-tuning phase is killed; the
+    rerun keeps the first phase's weights and history and trains only the second."""
+    import dataclasses
+
+    from trainer import training
+    from trainer.families.dual_encoder import trainer as dual_trainer
+    config = dataclasses.replace(dual_config.smoke(), weights="none", transfer_mode="hybrid",
+                                 epochs=2, frozen_epochs=1, cached_feature_views=1,
+                                 batch_size=4, early_stopping_patience=5)
+    rng = np.random.default_rng(0)
+    captions = [f"a {c} dress" for c in ("red", "blue", "green", "black")] * 4
+    images = rng.uniform(0, 255, (16, 32, 32, 3)).astype(np.float32)
+    once = tf.data.Dataset.from_tensor_slices((images, captions)).batch(4)
+    train = once.repeat()
+    towers = dual_trainer.build_towers(config, 32, dual.learn_vocabulary(captions, 60))
+    compile_model = dual_trainer.compiler(config, training.distribution_scope())
+    checkpoints = str(tmp_path / "checkpoints")
+    real_fit, calls = training.fit, []
+
+    def killed_in_phase_two(model, *args, **kwargs):
+        calls.append(model.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real_fit(model, *args, **kwargs)
+    monkeypatch.setattr(training, "fit", killed_in_phase_two)
+    with pytest.raises(KeyboardInterrupt):
+        dual_trainer.train(towers, config, once, train, once, compile_model, 2, checkpoints)
+    assert calls == ["dual_encoder_on_features", "dual_encoder"]
+
+    calls.clear()
+    monkeypatch.setattr(training, "fit", lambda model, *a, **k: (calls.append(model.name),
+                                                                 real_fit(model, *a, **k))[1])
+    fresh = dual_trainer.build_towers(config, 32, dual.learn_vocabulary(captions, 60))
+    history = dual_trainer.train(fresh, config, once, train, once, compile_model, 2,
+                                 checkpoints)
+    assert calls == ["dual_encoder"]  # the cached-feature phase is not redone
+    assert len(history["loss"]) == 2 and history.resumed_at_epoch == 1
+    assert not (tmp_path / "checkpoints").exists()  # removed once training completes

@@ -259,3 +259,17 @@ def test_a_composite_is_composed_after_its_families_pushers_and_pushed_if_served
         composite.builder
     without = create_pipeline(dataclasses.replace(config, families=composite.families[1:]))
     assert composite.node_id("Composer") not in {c.id for c in without.components}
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.catalog_index is not None],
+                         ids=lambda s: s.name)
+def test_an_embedding_family_indexes_what_its_pusher_pushed(nodes, built, spec):
+    indexer = nodes[spec.node_id("CatalogIndexer")]
+    assert spec.node_id("Pusher") in indexer.upstream_nodes
+    assert {"pushed_model", "examples"} <= set(indexer.inputs.inputs)
+    component = {c.id: c for c in built.components}[spec.node_id("CatalogIndexer")]
+    assert component.exec_properties["signature"] == spec.catalog_index.signature
+    flat = create_pipeline(pc.replace_nested(pc.get_config("smoke", workspace="/tmp/w"),
+                                             f"{spec.name}.index_kind", "flat"))
+    assert {c.id: c for c in flat.components}[spec.node_id("CatalogIndexer")].exec_properties[
+        "kind"] == "flat"

@@ -113,7 +113,8 @@ class CatalogIndexSpec:
     """How an embedding family's pushed model indexes the catalog after its Pusher
     (``components.catalog_index``): ``signature`` on serialized records (input
     ``input_name``) answers ``output`` embeddings; the index is ``kind`` (``hnsw`` or ``flat``)
-    with ``options`` (``schemas.catalog_index.build`` keyword arguments, as pairs)."""
+    with ``options`` (``schemas.catalog_index.build`` keyword arguments, as pairs). A family
+    config field ``index_kind`` (when it has one) overrides ``kind``."""
 
     signature: str
     input_name: str

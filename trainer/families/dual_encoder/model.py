@@ -87,6 +87,9 @@ def text_tower(config, vocabulary: Sequence[str]) -> keras.Model:
         sequence = bert({"token_ids": tokens, "segment_ids": ops.zeros_like(tokens),
                          "padding_mask": mask})["sequence_output"]
         sentence = MaskedMeanPooling(name="mean_pool")(sequence, mask)
+        # BERT's pooler (a dense layer on [CLS]) is unused: the sentence is the masked mean.
+        # Keras would warn at every compile that it gets no gradients.
+        bert.get_layer("pooled_dense").trainable = False
     embedding = projection("text_projection", config.projection_layers, config.embedding_dim,
                            config.projection_dropout)(sentence)
     return keras.Model(captions, embedding, name="text_tower")
