@@ -73,7 +73,8 @@ def cmd_generate(args) -> int:
     with SpanWriter(args.output, span=args.span, num_shards=args.shards,
                     eval_fraction=args.eval_fraction) as writer:
         for n, record in enumerate(generator.generate(args.seed, args.num_images,
-                                                      args.image_size)):
+                                                      args.image_size,
+                                                      workers=os.cpu_count() or 1)):
             writer.add(record)
             report(n + 1)
     summary = writer.summary.to_json()

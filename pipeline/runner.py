@@ -33,7 +33,8 @@ def ensure_catalog(config: PipelineConfig, log: Callable[[str], None] = print) -
     with SpanWriter(config.catalog_root, num_shards=data.num_shards,
                     eval_fraction=data.eval_fraction) as writer:
         for n, record in enumerate(generator.generate(data.synthetic_seed, data.synthetic_images,
-                                                      data.synthetic_image_size)):
+                                                      data.synthetic_image_size,
+                                                      workers=os.cpu_count() or 1)):
             writer.add(record)
             if (n + 1) % 250 == 0:
                 log(f"  {n + 1}/{data.synthetic_images} images")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serves every pushed model (workspace/serving/models.config) with `fashion serve` and asks each
 # about one eval image over gRPC, the way a client would; a model with a catalog index (the dual
-# encoder) is asked a text search over REST instead.
+# encoder) is asked a text search over REST instead (scripts/serve_check.py, one process).
 # Usage: scripts/serve_check.sh [WORKSPACE]  (default: workspace)
 # Output goes to stderr so that `scripts/run_pipeline.sh --json` keeps a clean stdout.
 set -euo pipefail
@@ -18,16 +18,5 @@ rest_port="$(.venv/bin/python -c 'import portpicker; print(portpicker.pick_unuse
     --rest_api_port="$rest_port" 2>"$workspace/serve.log" &
 server=$!
 trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-for model in $(grep -o 'name: "[a-z_]*"' "$config" | cut -d'"' -f2); do
-  folder="$(dirname "$config")/$model"
-  latest="$(ls "$folder" | grep -E '^[0-9]+$' | sort -n | tail -1)"
-  if [[ -d "$folder/$latest/assets.extra/catalog_index" ]]; then
-    echo "serve check: fashion serve (REST 127.0.0.1:$rest_port), model $model, a text search:" >&2
-    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/fashion search --server "127.0.0.1:$rest_port" \
-        --model "$model" --wait 180 --text "a person wearing a red dress" -k 3 >&2
-    continue
-  fi
-  echo "serve check: fashion serve (gRPC 127.0.0.1:$port), model $model, one eval image:" >&2
-  TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/fashion predict --server "127.0.0.1:$port" --model "$model" \
-      --wait 180 --top-k 3 --records "$workspace/catalog/span-*/eval/*" --limit 1 >&2
-done
+TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python scripts/serve_check.py "$config" "$port" "$rest_port" \
+    "$workspace/catalog/span-*/eval/*" >&2

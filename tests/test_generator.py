@@ -28,6 +28,11 @@ def test_same_seed_and_index_give_identical_records():
     assert list(generator.generate(11, 1, SIZE, start=5))[0] == first
 
 
+def test_rendering_in_several_processes_gives_the_same_records_in_order():
+    alone = list(generator.generate(11, 40, SIZE))
+    assert list(generator.generate(11, 40, SIZE, workers=2)) == alone
+
+
 def test_catalog_is_varied(records):
     garments = collections.Counter(o.garment for r in records for o in r.objects)
     assert len(garments) >= 12

@@ -602,7 +602,20 @@ def _accessory_shapes(accessory: str, body: _Body, rng):
             ("ellipse", (cx + 0.2 * r, y - r * 0.8, cx + 2.3 * r, y + r * 0.8))]
 
 
-def generate(seed: int, count: int, size: int = 256, start: int = 0) -> Iterator[FashionRecord]:
-    """Yields records ``start .. start+count-1`` of ``seed``."""
-    for index in range(start, start + count):
-        yield render(seed, index, size)
+def _render_indexed(arguments: tuple) -> FashionRecord:
+    return render(*arguments)
+
+
+def generate(seed: int, count: int, size: int = 256, start: int = 0,
+             workers: int = 1) -> Iterator[FashionRecord]:
+    """Yields records ``start .. start+count-1`` of ``seed``, in order. ``workers`` > 1 renders
+    them in that many processes (each record depends only on its seed and index, so the
+    records are the same)."""
+    jobs = ((seed, index, size) for index in range(start, start + count))
+    if workers <= 1 or count < 2 * workers:
+        yield from map(_render_indexed, jobs)
+        return
+    import multiprocessing
+    # Spawned, not forked: the parent may already run TensorFlow's threads.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(_render_indexed, jobs, chunksize=16)
