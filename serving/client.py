@@ -178,7 +178,13 @@ class ServingClient:
             outputs = self._rest(self._model_path(model, version, label) + ":predict",
                                  body)["outputs"]
             if not isinstance(outputs, dict):
-                raise ServingClientError("RESPONSE", "expected named outputs")
+                # TF Serving answers a signature's only output without its name: the name is
+                # in the signature's metadata.
+                names = self.signatures(model, version, label).get(
+                    signature or SERVING_DEFAULT, {}).get("outputs", [])
+                if len(names) != 1:
+                    raise ServingClientError("RESPONSE", "expected named outputs")
+                outputs = {names[0]: outputs}
             return {k: np.asarray(v) for k, v in outputs.items()}
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2

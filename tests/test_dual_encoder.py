@@ -247,6 +247,10 @@ def test_search_round_trip_through_the_server(searchable):
             # Each item's URI is its record: the catalog file and the record's position.
             assert all(r["uri"] == f"{searchable['catalog']}#{int(r['id'][-2:])}"
                        for r in answer["results"])
+            # A signature's only output comes back unnamed over REST; the client names it.
+            embedded = client.predict("looks", {"text": np.array([b"red"], dtype=object)},
+                                      "embed_text")
+            assert list(embedded) == ["embedding"] and embedded["embedding"].shape == (1, 3)
             by_image = client.search("looks", image=_png((25, 35, 205)), k=3, version=1)
             assert all("blue" in r["caption"] for r in by_image["results"])
             for body, code in (({"k": 3}, 400), ({"text": "red", "k": 0}, 400),

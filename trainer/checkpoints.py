@@ -59,3 +59,11 @@ def checkpoint_dir(root: Optional[str], family: str, config: dict,
                 logging.info("removing superseded checkpoints %s", stale)
                 tf.io.gfile.rmtree(stale)
     return keep
+
+
+def for_trainer(fn_args, family: str, key: dict) -> Optional[str]:
+    """:func:`checkpoint_dir` of a TFX Trainer's training (``fn_args``: its ``checkpoint_root``
+    custom config, train and eval files) keyed by ``key`` (the family's config and whatever
+    else changes what it trains)."""
+    return checkpoint_dir(fn_args.custom_config.get("checkpoint_root"), family, key,
+                          list(fn_args.train_files) + list(fn_args.eval_files))

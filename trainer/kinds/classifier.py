@@ -101,10 +101,8 @@ def prepare(fn_args, family: str, config_class, label_key: str,
                                                 stored_size, config.batch_size, training=False)
     if config.eval_steps:
         evaluation = evaluation.take(config.eval_steps)
-    checkpoint_dir = checkpoints.checkpoint_dir(
-        fn_args.custom_config.get("checkpoint_root"), family,
-        {"family": dataclasses.asdict(config), "stored_size": stored_size},
-        list(fn_args.train_files) + list(fn_args.eval_files))
+    checkpoint_dir = checkpoints.for_trainer(
+        fn_args, family, {"family": dataclasses.asdict(config), "stored_size": stored_size})
     return TrainingJob(config, stored_size, tft_output, feature_spec, list(label_names), counts,
                        train_examples,
                        training.steps_per_epoch(config.steps_per_epoch, train_examples,

@@ -63,10 +63,8 @@ def run_fn(fn_args):
     """TFX Trainer entry point (see the module docstring)."""
     config = DetectorConfig.from_dict(fn_args.custom_config[FAMILY])
     training.seed_everything(config.seed)
-    model_dir = checkpoints.checkpoint_dir(
-        fn_args.custom_config.get("checkpoint_root"), FAMILY, dataclasses.asdict(config),
-        list(fn_args.train_files) + list(fn_args.eval_files)) or os.path.join(
-        fn_args.model_run_dir, "checkpoints")
+    model_dir = checkpoints.for_trainer(fn_args, FAMILY, dataclasses.asdict(config)) or \
+        os.path.join(fn_args.model_run_dir, "checkpoints")
     experiment, model, history = train(config, fn_args.train_files, fn_args.eval_files,
                                        model_dir)
     module = export.export_module(experiment, model, config)

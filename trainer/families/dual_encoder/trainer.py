@@ -232,10 +232,8 @@ def run_fn(fn_args) -> None:
     evaluation = captioned_images(fn_args.eval_files, stored_size, batch_size, training=False)
     if config.eval_steps:
         evaluation = evaluation.take(config.eval_steps)
-    checkpoint_dir = checkpoints.checkpoint_dir(
-        fn_args.custom_config.get("checkpoint_root"), FAMILY,
-        {"family": dataclasses.asdict(config), "stored_size": stored_size},
-        list(fn_args.train_files) + list(fn_args.eval_files))
+    checkpoint_dir = checkpoints.for_trainer(
+        fn_args, FAMILY, {"family": dataclasses.asdict(config), "stored_size": stored_size})
     scope = training.distribution_scope()
     with scope():
         towers = build_towers(config, stored_size, vocabulary)
