@@ -50,6 +50,32 @@ def _deadline(context) -> Optional[float]:
     return time.monotonic() + remaining
 
 
+# The typed repeated field TF Serving writes each dtype's values into (TensorProto.AsProtoField).
+_FIELD_OF_DTYPE = {"float32": "float_val", "float64": "double_val", "int32": "int_val",
+                   "int16": "int_val", "int8": "int_val", "uint8": "int_val", "uint16": "int_val",
+                   "int64": "int64_val", "bool": "bool_val", "uint32": "uint32_val",
+                   "uint64": "uint64_val"}
+
+
+def tensor_proto(value) -> object:
+    """The ``TensorProto`` of an output as TF Serving writes it by default: values in the
+    dtype's typed repeated field (``float_val``, ``int64_val``, ``string_val``, ...), not in
+    ``tensor_content``, which ``tf.make_tensor_proto`` uses for arrays of more than one
+    element and clients reading ``float_val`` find empty. Dtypes without such a field here
+    (half, complex) keep ``tf.make_tensor_proto``'s encoding."""
+    import tensorflow as tf
+    array = np.asarray(value)
+    field = _FIELD_OF_DTYPE.get(array.dtype.name)
+    if field is None:
+        return tf.make_tensor_proto(array)
+    proto = tf.make_tensor_proto(np.zeros((0,), array.dtype))  # dtype only
+    proto.ClearField("tensor_shape")
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=size)
+    getattr(proto, field).extend(array.ravel().tolist())
+    return proto
+
+
 def array_from_proto(name: str, proto, spec) -> np.ndarray:
     """Validated numpy array for request input ``name`` against signature input ``spec``."""
     import tensorflow as tf
@@ -121,11 +147,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             outputs = self._service.predict(signature, inputs, _deadline(context), False)
             response = predict_pb2.PredictResponse()
             self._set_spec(response.model_spec, signature)
-            import tensorflow as tf
             for key in request.output_filter or outputs:
                 if key not in outputs:
                     raise InvalidRequest(f"output_filter names unknown output {key!r}")
-                response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+                response.outputs[key].CopyFrom(tensor_proto(outputs[key]))
             return response
         return self._serve("predict", context, request.model_spec.name, body)
 

@@ -51,6 +51,25 @@ def test_predict(stubs):
     assert tf.make_ndarray(outputs["length"]).tolist() == [2, 1]
 
 
+def test_outputs_fill_the_typed_fields_as_tf_serving_does(stubs):
+    """Clients read ``float_val`` and friends: TF Serving writes values there by default, not
+    in ``tensor_content`` (which ``tf.make_tensor_proto`` uses for more than one element)."""
+    prediction, _ = stubs
+    response = prediction.Predict(_request(x=np.array([1.0, 2.5], np.float32)), timeout=10)
+    y = response.outputs["y"]
+    assert list(y.float_val) == [2.0, 5.0] and not y.tensor_content
+    assert [d.size for d in y.tensor_shape.dim] == [2]
+    from serving.grpc_service import tensor_proto
+    for array, field in ((np.arange(6, dtype=np.int64).reshape(2, 3), "int64_val"),
+                         (np.array([1, -2], np.int32), "int_val"),
+                         (np.array([0.5, 1.5]), "double_val"),
+                         (np.array([True, False]), "bool_val"),
+                         (np.array([b"a", b"bc"], object), "string_val")):
+        proto = tensor_proto(array)
+        assert len(getattr(proto, field)) == array.size and not proto.tensor_content, field
+        np.testing.assert_array_equal(tf.make_ndarray(proto), array)
+
+
 def _code(stub_call, request):
     with pytest.raises(grpc.RpcError) as err:
         stub_call(request, timeout=10)
