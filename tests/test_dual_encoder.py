@@ -356,8 +356,12 @@ def test_a_killed_training_keeps_its_finished_phases(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "fit", lambda model, *a, **k: (calls.append(model.name),
                                                                  real_fit(model, *a, **k))[1])
     fresh = dual_trainer.build_towers(config, 32, dual.learn_vocabulary(captions, 60))
+    # What the first phase left in the trunk (frozen there, and saved with the phase).
+    saved = next(w for w in towers.trunk.weights if "kernel" in w.path).numpy().copy()
+    kernel = next(w for w in fresh.trunk.weights if "kernel" in w.path)
     history = dual_trainer.train(fresh, config, once, train, once, compile_model, 2,
                                  checkpoints)
     assert calls == ["dual_encoder"]  # the cached-feature phase is not redone
+    assert not np.allclose(kernel.numpy(), saved)  # the fine-tuning phase trained the trunk
     assert len(history["loss"]) == 2 and history.resumed_at_epoch == 1
     assert not (tmp_path / "checkpoints").exists()  # removed once training completes

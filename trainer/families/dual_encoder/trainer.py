@@ -169,6 +169,9 @@ def train(towers: Towers, config: DualEncoderConfig, train_once, train_images, e
                 patience=config.early_stopping_patience, checkpoint_dir=stage_dir,
                 backbones=[])
         else:
+            # A cached phase froze the whole trunk; the phase's own trainable layers apply to
+            # its backbone (training.fit sets them).
+            towers.trunk.trainable = True
             result = training.fit(
                 on_images, compile_model, contrastive_batches(train_images),
                 contrastive_batches(evaluation), phases=[phase],
