@@ -335,8 +335,7 @@ def _search_locally(model_dir: str, text, image, k: int, version) -> dict:
     import tensorflow as tf
 
     from schemas import catalog_index
-    from schemas.serving_api import (EMBED_TEXT, EMBEDDING_OUTPUT, IMAGES_INPUT,
-                                     SERVING_IMAGES, TEXT_INPUT, latest_version, list_versions,
+    from schemas.serving_api import (EMBEDDING_OUTPUT, latest_version, list_versions,
                                      register_text_ops)
     export_dir = (list_versions(model_dir).get(version) if version is not None
                   else latest_version(model_dir))
@@ -344,11 +343,9 @@ def _search_locally(model_dir: str, text, image, k: int, version) -> dict:
         raise LookupError(f"{model_dir} has no version {version}")
     register_text_ops()
     index = catalog_index.CatalogIndex(catalog_index.index_dir(export_dir))
-    signatures = tf.saved_model.load(export_dir).signatures
-    if text is not None:
-        embedding = signatures[EMBED_TEXT](**{TEXT_INPUT: tf.constant([text])})
-    else:
-        embedding = signatures[SERVING_IMAGES](**{IMAGES_INPUT: tf.constant([image])})
+    signature, input_name, value = catalog_index.query_signature(text, image)
+    embedding = tf.saved_model.load(export_dir).signatures[signature](
+        **{input_name: tf.constant([value])})
     return {"model_spec": {"name": os.path.basename(os.path.normpath(model_dir)),
                            "version": os.path.basename(export_dir)},
             "results": index.search(embedding[EMBEDDING_OUTPUT].numpy(), k)[0]}

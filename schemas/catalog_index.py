@@ -80,8 +80,7 @@ def write(folder: str, index, items: Sequence[dict], manifest: dict) -> str:
     import faiss
     if index.ntotal != len(items):
         raise ValueError(f"the index holds {index.ntotal} vectors but {len(items)} items")
-    staging = folder.rstrip("/") + ".tmp"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = _staging(folder)
     os.makedirs(staging)
     faiss.write_index(index, os.path.join(staging, INDEX_FILE))
     with open(os.path.join(staging, ITEMS_FILE), "w", encoding="utf-8") as handle:
@@ -89,10 +88,38 @@ def write(folder: str, index, items: Sequence[dict], manifest: dict) -> str:
             handle.write(json.dumps(item, ensure_ascii=False) + "\n")
     with open(os.path.join(staging, MANIFEST_FILE), "w", encoding="utf-8") as handle:
         json.dump(dict(manifest, items=len(items)), handle, indent=2)
+    return _move_into_place(staging, folder)
+
+
+def publish(folder: str, export_dir: str) -> str:
+    """Copies the index in ``folder`` into the model version at ``export_dir`` (its
+    :func:`index_dir`), replaced whole as :func:`write` does."""
+    target = index_dir(export_dir)
+    staging = _staging(target)
+    shutil.copytree(folder, staging)
+    return _move_into_place(staging, target)
+
+
+def _staging(folder: str) -> str:
+    staging = folder.rstrip("/") + ".tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging
+
+
+def _move_into_place(staging: str, folder: str) -> str:
     if os.path.isdir(folder):
         shutil.rmtree(folder)
     os.rename(staging, folder)
     return folder
+
+
+def query_signature(text=None, image=None) -> tuple:
+    """``(signature, input name, value)`` that embeds a query: a text through ``embed_text``,
+    image bytes through ``serving_images`` (exactly one of them is given)."""
+    from schemas.serving_api import EMBED_TEXT, IMAGES_INPUT, SERVING_IMAGES, TEXT_INPUT
+    if text is not None:
+        return EMBED_TEXT, TEXT_INPUT, text.encode("utf-8")
+    return SERVING_IMAGES, IMAGES_INPUT, image
 
 
 class CatalogIndex:

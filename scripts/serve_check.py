@@ -11,7 +11,6 @@ Usage: serve_check.py CONFIG GRPC_PORT REST_PORT RECORDS_GLOB
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,10 +22,11 @@ def main(argv) -> int:
     import fashion_cli
     from schemas import catalog_index
     from schemas.serving_api import latest_version
-    text = open(config).read()
+    from serving.config_files import read_model_config
     failed = 0
-    for name, base in re.findall(r'name:\s*"([^"]+)"\s*base_path:\s*"([^"]+)"', text):
-        if os.path.isdir(catalog_index.index_dir(latest_version(base))):
+    for spec in read_model_config(config):
+        name = spec.name
+        if os.path.isdir(catalog_index.index_dir(latest_version(spec.base_path))):
             print(f"serve check: fashion serve (REST 127.0.0.1:{rest_port}), model {name}, a "
                   "text search:", flush=True)
             command = ["search", "--server", f"127.0.0.1:{rest_port}", "--model", name,

@@ -18,8 +18,7 @@ from typing import Optional
 import numpy as np
 
 from schemas import catalog_index
-from schemas.serving_api import (EMBED_TEXT, EMBEDDING_OUTPUT, IMAGES_INPUT, SERVING_IMAGES,
-                                 TEXT_INPUT)
+from schemas.serving_api import EMBEDDING_OUTPUT
 from serving.errors import InvalidRequest, ModelNotFound
 from serving.inference import InferenceService
 
@@ -69,11 +68,9 @@ class CatalogSearch:
                 raise InvalidRequest("'text' must be a non-empty string")
             if len(text) > MAX_TEXT_CHARS:
                 raise InvalidRequest(f"'text' is longer than {MAX_TEXT_CHARS} characters")
-            signature_name, input_name, value = EMBED_TEXT, TEXT_INPUT, text.encode("utf-8")
-        else:
-            if not isinstance(image, bytes) or not image:
-                raise InvalidRequest("'image' must be non-empty image bytes")
-            signature_name, input_name, value = SERVING_IMAGES, IMAGES_INPUT, image
+        elif not isinstance(image, bytes) or not image:
+            raise InvalidRequest("'image' must be non-empty image bytes")
+        signature_name, input_name, value = catalog_index.query_signature(text, image)
         signature = self.service.signature(name, version, label, signature_name)
         # The version the embedding came from is the version whose index is searched.
         index = self.index(name, signature.version)

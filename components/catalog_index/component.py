@@ -44,14 +44,8 @@ def CatalogIndexer(examples: InputArtifact[standard_artifacts.Examples],
     folder = os.path.join(index.uri, catalog_index.INDEX_FOLDER)
     manifest = logic.build_index(version_dir, patterns, folder, signature, input_name, output,
                                  kind, **json.loads(options))
-    published = catalog_index.index_dir(version_dir)
     # Into the served version: written beside, then moved, so the server never reads half.
-    import shutil
-    staging = published + ".tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(folder, staging)
-    shutil.rmtree(published, ignore_errors=True)
-    os.rename(staging, published)
+    published = catalog_index.publish(folder, version_dir)
     index.set_string_custom_property("published", published)
     print(f"CatalogIndexer: {manifest['items']} items "
           f"({manifest['kind']}, recall@10 vs exact {manifest['recall_at_10_vs_exact']:.3f}) "

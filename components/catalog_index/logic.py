@@ -8,7 +8,6 @@ from typing import Callable, Optional
 import numpy as np
 
 from schemas import catalog_index
-from schemas import features as F
 
 RECALL_QUERIES = 200
 RECALL_K = 10
@@ -20,21 +19,17 @@ def read_items(data_patterns, limit: Optional[int] = None) -> tuple:
     (``file#n``)."""
     import tensorflow as tf
 
-    from trainer.export.records import record_dataset
+    from trainer.export.records import catalog_item, record_dataset
     records, items = [], []
     for pattern in data_patterns:
         for path in sorted(tf.io.gfile.glob(pattern)):
             for position, record in enumerate(record_dataset(path)):
                 serialized = record.numpy()
-                feature = tf.train.Example.FromString(serialized).features.feature
-
-                def text(key):
-                    values = feature[key].bytes_list.value if key in feature else []
-                    return values[0].decode("utf-8", "replace") if values else ""
+                item = catalog_item(serialized)
                 records.append(serialized)
-                items.append({"id": text(F.IMAGE_SOURCE_ID) or f"{path}#{position}",
-                              "uri": f"{path}#{position}", "caption": text(F.CAPTION),
-                              "category": text(F.IMAGE_CLASS_TEXT)})
+                items.append({"id": item["id"] or f"{path}#{position}",
+                              "uri": f"{path}#{position}", "caption": item["caption"],
+                              "category": item["category"]})
                 if limit is not None and len(records) >= limit:
                     return records, items
     return records, items
@@ -46,15 +41,11 @@ def embed(export_dir: str, records: list, signature: str, input_name: str, outpu
     import tensorflow as tf
 
     from schemas.serving_api import register_text_ops
+    from trainer.export.records import call_in_batches
     register_text_ops()
     function = tf.saved_model.load(export_dir).signatures[signature]
-    batches = []
-    for start in range(0, len(records), batch_size):
-        batches.append(function(**{input_name: tf.constant(records[start:start + batch_size])})
-                       [output].numpy())
-        if progress:
-            progress(start + len(batches[-1]))
-    return np.concatenate(batches).astype(np.float32)
+    return call_in_batches(function, input_name, records, output, batch_size,
+                           progress).astype(np.float32)
 
 
 def build_index(export_dir: str, data_patterns, folder: str, signature: str, input_name: str,

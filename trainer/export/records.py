@@ -101,3 +101,32 @@ def read_images_at(uris: list[str]) -> list:
         except (FileNotFoundError, tf.errors.OpError):
             continue
     return found
+
+
+def catalog_item(serialized: bytes) -> dict:
+    """What a catalog search or an evaluation reads of a serialized record: ``id`` (its
+    source id), ``caption``, ``category`` (``""`` where absent) and ``attributes``."""
+    import tensorflow as tf
+    feature = tf.train.Example.FromString(serialized).features.feature
+
+    def texts(key):
+        values = feature[key].bytes_list.value if key in feature else []
+        return [v.decode("utf-8", "replace") for v in values]
+    return {"id": (texts(F.IMAGE_SOURCE_ID) or [""])[0], "caption": (texts(F.CAPTION) or [""])[0],
+            "category": (texts(F.IMAGE_CLASS_TEXT) or [""])[0],
+            "attributes": texts(F.ATTRIBUTES)}
+
+
+def call_in_batches(function, input_name: str, values: list, output: str,
+                    batch_size: int = 64, progress=None):
+    """The ``output`` (numpy, concatenated) of a SavedModel signature ``function`` called on
+    ``values`` ``batch_size`` at a time; ``progress(done)`` after each batch."""
+    import numpy as np
+    import tensorflow as tf
+    batches = []
+    for start in range(0, len(values), batch_size):
+        batches.append(function(**{input_name: tf.constant(values[start:start + batch_size])})
+                       [output].numpy())
+        if progress:
+            progress(start + len(batches[-1]))
+    return np.concatenate(batches) if batches else np.zeros((0, 0), np.float32)

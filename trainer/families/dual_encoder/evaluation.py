@@ -29,21 +29,11 @@ from schemas import features as F
 from schemas.serving_api import (EMBED_TEXT, EMBEDDING_OUTPUT, EXAMPLES_INPUT, SERVING_DEFAULT,
                                  TEXT_INPUT, latest_version)
 from trainer.evaluation import metrics, reports, retrieval
+from trainer.export.records import call_in_batches, catalog_item
 
 QUERIES_FOLDER = "queries"
 QUERY_COUNT, QUERY_TOP = 4, 5
 KS = (1, 5, 10)
-
-
-def _parse(serialized: bytes) -> dict:
-    import tensorflow as tf
-    feature = tf.train.Example.FromString(serialized).features.feature
-
-    def texts(key):
-        return [v.decode() for v in feature[key].bytes_list.value] if key in feature else []
-    return {"id": (texts(F.IMAGE_SOURCE_ID) or [""])[0], "caption": (texts(F.CAPTION) or [""])[0],
-            "category": (texts(F.IMAGE_CLASS_TEXT) or [""])[0],
-            "attributes": texts(F.ATTRIBUTES)}
 
 
 class Embedder:
@@ -62,20 +52,15 @@ class Embedder:
         from trainer.families.dual_encoder.export import read_info
         self.info = read_info(self.export_dir)
 
-    def _run(self, function, name, values) -> np.ndarray:
-        import tensorflow as tf
-        batches = [function(**{name: tf.constant(values[i:i + self._batch_size])})
-                   [EMBEDDING_OUTPUT].numpy()
-                   for i in range(0, len(values), self._batch_size)]
-        return np.concatenate(batches) if batches else np.zeros((0, 0), np.float32)
-
     def records(self, serialized: list) -> np.ndarray:
         """Image embeddings of serialized tf.Examples."""
-        return self._run(self._images, EXAMPLES_INPUT, serialized)
+        return call_in_batches(self._images, EXAMPLES_INPUT, serialized, EMBEDDING_OUTPUT,
+                               self._batch_size)
 
     def texts(self, texts: list) -> np.ndarray:
         """Text embeddings."""
-        return self._run(self._texts, TEXT_INPUT, texts)
+        return call_in_batches(self._texts, TEXT_INPUT, texts, EMBEDDING_OUTPUT,
+                               self._batch_size)
 
 
 def _zero_shot(embedder: Embedder, images: np.ndarray, labels: list, prompt: str) -> dict:
@@ -120,7 +105,7 @@ def evaluate(model_dir: str, data_pattern: str, batch_size: int = 64,
     serialized = [record.numpy() for record in record_dataset(data_pattern)]
     if not serialized:
         raise ValueError(f"no records in {data_pattern}")
-    parsed = [_parse(record) for record in serialized]
+    parsed = [catalog_item(record) for record in serialized]
     images = embedder.records(serialized)
     if progress:
         progress(len(serialized))

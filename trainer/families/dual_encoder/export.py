@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Sequence
 
 import tensorflow as tf
@@ -94,8 +95,6 @@ def export(export_dir: str, towers, tft_output, stored_size: int, config,
 
 def read_info(export_dir: str) -> dict:
     """The ``embedding.json`` asset of an exported embedding model ({} when it has none)."""
-    import os
-
     from schemas.serving_api import ASSETS_EXTRA
     path = os.path.join(export_dir, ASSETS_EXTRA, EMBEDDING_INFO_ASSET)
     if not tf.io.gfile.exists(path):
