@@ -81,7 +81,8 @@ def call_signature(function, inputs: dict) -> dict:
         outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
         raise InvalidRequest(tf_error_message(err)) from None
-    return {k: v.numpy() for k, v in outputs.items()}
+    # TF2 signatures answer tensors, TF1 session bundles numpy arrays already.
+    return {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in outputs.items()}
 
 
 def batch_rows(inputs: dict) -> Optional[int]:

@@ -2,7 +2,9 @@
 
 REST and gRPC front ends raise and catch the same exceptions, so a bad request gets the same
 answer over both: gRPC ``INVALID_ARGUMENT`` is HTTP 400, ``NOT_FOUND`` 404, ``RESOURCE_EXHAUSTED``
-429 (413 for an oversized body), ``DEADLINE_EXCEEDED`` 504 and ``UNAUTHENTICATED`` 401.
+429 (413 for an oversized body), ``DEADLINE_EXCEEDED`` 504, ``UNAUTHENTICATED`` 401,
+``FAILED_PRECONDITION`` 400 and ``INTERNAL`` / ``UNKNOWN`` 500, as TF Serving maps them
+(``model_servers/http_server.cc``).
 """
 
 from __future__ import annotations
@@ -51,3 +53,29 @@ class Unauthenticated(ServingError):
     """Authentication is on and the bearer token is missing or wrong."""
 
     grpc_code, http_status = "UNAUTHENTICATED", HTTPStatus.UNAUTHORIZED
+
+
+class FailedPrecondition(ServingError):
+    """The request names something the model cannot do in its state (TF Serving's
+    ``FAILED_PRECONDITION``, e.g. an unknown signature key in gRPC Predict)."""
+
+    grpc_code, http_status = "FAILED_PRECONDITION", HTTPStatus.BAD_REQUEST
+
+
+class Internal(ServingError):
+    """TF Serving's ``INTERNAL`` (e.g. a signature method name refused by
+    ``--enable_signature_method_name_check``)."""
+
+    grpc_code, http_status = "INTERNAL", HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class Unknown(ServingError):
+    """TF Serving's ``UNKNOWN`` (e.g. models of a reloaded config that did not load)."""
+
+    grpc_code, http_status = "UNKNOWN", HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+class Unimplemented(ServingError):
+    """TF Serving's ``UNIMPLEMENTED`` (e.g. a MultiInference task with another method)."""
+
+    grpc_code, http_status = "UNIMPLEMENTED", HTTPStatus.NOT_IMPLEMENTED

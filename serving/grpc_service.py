@@ -6,8 +6,9 @@ HandleReloadConfigRequest; ``grpc.health.v1.Health`` (SERVING once every model h
 warmed version). Clients use the ``tensorflow-serving-api`` stubs unchanged. Request tensors are
 checked before anything is allocated: dtype against the signature, non-negative dims, an element
 budget (a tighter one for strings, whose per-element cost is far above their wire size), and
-value counts (``tensor_content`` bytes or typed values) that match the declared shape. With a
-bearer token configured every call but the health check needs ``authorization: Bearer <token>``.
+value counts (``tensor_content`` bytes or typed values) that fit the declared shape; the shape
+itself is TensorFlow's to judge, as in TF Serving. With a bearer token configured every call but
+the health check needs ``authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
@@ -21,19 +22,17 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
-                                     get_model_status_pb2, inference_pb2, model_management_pb2,
+                                     inference_pb2, model_management_pb2,
                                      model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
 from schemas.serving_api import CLASSIFY_METHOD, REGRESS_METHOD, SERVING_DEFAULT
-from serving.errors import InvalidRequest, ModelNotFound, ServingError
-from serving.inference import InferenceService, serialized_examples
+from serving.errors import InvalidRequest, ModelNotFound, ServingError, Unimplemented
+from serving.inference import InferenceService, serialized_examples, status_response
 
 MAX_ELEMENTS = 64 * 1024 * 1024  # per input tensor
 MAX_STRING_ELEMENTS = 1024 * 1024  # per string input tensor
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
-_ERROR_CODES = {"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "NOT_FOUND": 5}
-_STATES = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 _VALUE_FIELDS = ("half_val", "float_val", "double_val", "int_val", "string_val", "int64_val",
                  "bool_val", "dcomplex_val", "scomplex_val", "uint32_val", "uint64_val")
 
@@ -76,37 +75,34 @@ def tensor_proto(value) -> object:
     return proto
 
 
-def array_from_proto(name: str, proto, spec) -> np.ndarray:
-    """Validated numpy array for request input ``name`` against signature input ``spec``."""
+def array_from_proto(name: str, proto, dtype) -> np.ndarray:
+    """A numpy array for request input ``name`` of signature dtype ``dtype`` (``tf.DType``).
+
+    What protects memory is checked before anything is allocated: the dtype, non-negative dims,
+    the element budget and the size of ``tensor_content``. Shapes are TensorFlow's to judge, as
+    in TF Serving (a ``[3]`` tensor may feed a ``[-1, 1]`` input). Values are read as TF's
+    ``Tensor::FromProto`` reads them: fewer typed values than elements repeat the last one, more
+    fail with ``tensor parsing error``."""
     import tensorflow as tf
-    if proto.dtype != spec.dtype.as_datatype_enum:
-        raise InvalidRequest(f"input {name!r}: expects {spec.dtype.name}, got "
-                             f"{tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else 'none'}")
+    if proto.dtype != dtype.as_datatype_enum:
+        given = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "none"
+        raise InvalidRequest(f"input {name!r}: expects {dtype.name}, got {given}")
     dims = [d.size for d in proto.tensor_shape.dim]
     if any(d < 0 for d in dims):
         raise InvalidRequest(f"input {name!r}: negative dimension in {dims}")
-    budget = MAX_STRING_ELEMENTS if spec.dtype == tf.string else MAX_ELEMENTS
+    budget = MAX_STRING_ELEMENTS if dtype == tf.string else MAX_ELEMENTS
     elements = 1
     for d in dims:
         elements *= d
         if elements > budget:
             raise InvalidRequest(f"input {name!r}: shape {dims} exceeds {budget} elements")
     if proto.tensor_content:
-        expected = elements * spec.dtype.size
-        if spec.dtype == tf.string or len(proto.tensor_content) != expected:
-            raise InvalidRequest(f"input {name!r}: tensor_content has "
-                                 f"{len(proto.tensor_content)} bytes, shape {dims} needs "
-                                 f"{expected}")
+        if dtype == tf.string or len(proto.tensor_content) != elements * dtype.size:
+            raise InvalidRequest(f"tensor parsing error: {name}")
     else:
         count = sum(len(getattr(proto, field)) for field in _VALUE_FIELDS)
-        if count != elements:
-            raise InvalidRequest(f"input {name!r}: {count} values for shape {dims} "
-                                 f"({elements} elements)")
-    if not spec.shape.is_compatible_with(dims):
-        raise InvalidRequest(f"input {name!r}: shape {dims} does not match "
-                             f"{spec.shape.as_list()}")
-    if elements == 0:
-        raise InvalidRequest(f"input {name!r} is empty")
+        if count > elements:
+            raise InvalidRequest(f"tensor parsing error: {name}")
     return tf.make_ndarray(proto)
 
 
@@ -125,8 +121,9 @@ def _fill_classifications(result, classes, scores) -> None:
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict, Classify, Regress, MultiInference and GetModelMetadata."""
 
-    def __init__(self, service: InferenceService):
+    def __init__(self, service: InferenceService, tensor_content: bool = False):
         self._service = service
+        self._tensor_content = tensor_content  # --enable_serialization_as_tensor_content
 
     def _serve(self, api: str, context, model_name: str, body: Callable):
         try:
@@ -141,16 +138,19 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         def body():
             signature = self._service.signature(*_spec_args(request.model_spec),
                                                 request.model_spec.signature_name)
-            specs = signature.input_specs
             self._service.check_input_names(signature, request.inputs)
-            inputs = {k: array_from_proto(k, v, specs[k]) for k, v in request.inputs.items()}
+            wanted = self._service.check_output_filter(signature, request.output_filter)
+            dtypes = signature.inputs
+            inputs = {k: array_from_proto(k, v, dtypes[k]) for k, v in request.inputs.items()}
             outputs = self._service.predict(signature, inputs, _deadline(context), False)
             response = predict_pb2.PredictResponse()
             self._set_spec(response.model_spec, signature)
-            for key in request.output_filter or outputs:
-                if key not in outputs:
-                    raise InvalidRequest(f"output_filter names unknown output {key!r}")
-                response.outputs[key].CopyFrom(tensor_proto(outputs[key]))
+            for key in wanted:
+                if self._tensor_content:
+                    import tensorflow as tf
+                    response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+                else:
+                    response.outputs[key].CopyFrom(tensor_proto(outputs[key]))
             return response
         return self._serve("predict", context, request.model_spec.name, body)
 
@@ -164,7 +164,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         def body():
             signature = self._service.signature(*_spec_args(request.model_spec),
                                                 request.model_spec.signature_name,
-                                                CLASSIFY_METHOD)
+                                                "classify")
             classes, scores = self._service.classify(
                 signature, serialized_examples(request.input), _deadline(context), False)
             response = classification_pb2.ClassificationResponse()
@@ -177,7 +177,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         def body():
             signature = self._service.signature(*_spec_args(request.model_spec),
                                                 request.model_spec.signature_name,
-                                                REGRESS_METHOD)
+                                                "regress")
             values = self._service.regress(signature, serialized_examples(request.input),
                                            _deadline(context), False)
             response = regression_pb2.RegressionResponse()
@@ -189,28 +189,40 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def MultiInference(self, request, context):  # noqa: N802
         def body():
+            model_name, seen = "", set()
+            for task in request.tasks:
+                if not task.model_spec.name:
+                    raise InvalidRequest("Found ModelSpec with an empty model name.")
+                if model_name and task.model_spec.name != model_name:
+                    raise InvalidRequest("All ModelSpecs in a MultiInferenceRequest must access "
+                                         "the same model name.")
+                model_name = task.model_spec.name
+                signature_name = task.model_spec.signature_name or SERVING_DEFAULT
+                if signature_name in seen:
+                    raise InvalidRequest(f"Duplicate evaluation of signature: {signature_name}")
+                seen.add(signature_name)
+                if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD):
+                    raise Unimplemented("Unsupported signature method_name: "
+                                        f"{task.method_name}")
             if not request.tasks:
-                raise InvalidRequest("MultiInference needs at least one task")
-            names = {(t.model_spec.name, t.model_spec.version.value) for t in request.tasks}
-            if len(names) != 1:
-                raise InvalidRequest("all MultiInference tasks must name the same model and "
-                                     "version")
-            signatures = [t.model_spec.signature_name or SERVING_DEFAULT for t in request.tasks]
-            if len(set(signatures)) != len(signatures):
-                raise InvalidRequest("MultiInference tasks must use distinct signatures")
+                raise InvalidRequest("Found ModelSpec with an empty model name.")
             examples = serialized_examples(request.input)
             deadline = _deadline(context)
             response = inference_pb2.MultiInferenceResponse()
             for task in request.tasks:
-                if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD):
-                    raise InvalidRequest(f"unsupported MultiInference method_name "
-                                         f"{task.method_name!r}")
-                signature = self._service.signature(*_spec_args(task.model_spec),
-                                                    task.model_spec.signature_name,
-                                                    task.method_name)
+                api = "classify" if task.method_name == CLASSIFY_METHOD else "regress"
+                try:
+                    signature = self._service.signature(*_spec_args(task.model_spec),
+                                                        task.model_spec.signature_name, api)
+                except InvalidRequest as err:
+                    if str(err).startswith("No signature was found"):
+                        raise InvalidRequest("Requested signature not found in model graph: "
+                                             + (task.model_spec.signature_name
+                                                or SERVING_DEFAULT)) from None
+                    raise
                 result = response.results.add()
                 self._set_spec(result.model_spec, signature)
-                if task.method_name == CLASSIFY_METHOD:
+                if api == "classify":
                     _fill_classifications(result.classification_result, *self._service.classify(
                         signature, examples, deadline, False))
                 else:
@@ -222,8 +234,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         def body():
-            if list(request.metadata_field) != ["signature_def"]:
-                raise InvalidRequest("metadata_field must be exactly ['signature_def']")
+            if not request.metadata_field:
+                raise InvalidRequest("GetModelMetadataRequest must specify at least one "
+                                     "metadata_field")
+            for field in request.metadata_field:
+                if field != "signature_def":
+                    raise InvalidRequest(f"Metadata field {field} is not supported")
             name, version, label = _spec_args(request.model_spec)
             model = self._service.model(name)
             version, _ = model.resolve(version, label)
@@ -252,22 +268,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             if model is None:
                 raise ModelNotFound(f"Could not find any versions of model "
                                     f"{request.model_spec.name}")
+            # As in TF Serving, a version label is not resolved here: without a version
+            # number every version's status is returned.
             version: Optional[int] = None
             if request.model_spec.HasField("version"):
                 version = request.model_spec.version.value
-            elif request.model_spec.version_label:
-                version, _ = model.resolve(label=request.model_spec.version_label)
             statuses = model.statuses(version)
         except ModelNotFound as err:
             context.abort(grpc.StatusCode.NOT_FOUND, str(err))
-        response = get_model_status_pb2.GetModelStatusResponse()
-        for status in statuses:
-            entry = response.model_version_status.add()
-            entry.version = status.version
-            entry.state = _STATES[status.state]
-            entry.status.error_code = _ERROR_CODES.get(status.error_code, 2)
-            entry.status.error_message = status.error_message
-        return response
+        return status_response(statuses)
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
         if self._reload_config is None:
@@ -319,18 +328,19 @@ class HealthReporter:
 
 def make_grpc_server(service: InferenceService, addresses: list[str], *, max_workers: int = 16,
                      options: tuple = (), credentials=None, token: Optional[str] = None,
-                     reload_config: Optional[Callable] = None):
+                     reload_config: Optional[Callable] = None, tensor_content: bool = False):
     """A gRPC server (not yet started): ``(server, bound TCP port or None, HealthReporter)``.
 
     ``addresses`` are ``host:port`` or ``unix:/path`` strings; ``credentials`` (from
-    ``grpc.ssl_server_credentials``) make the TCP port TLS.
+    ``grpc.ssl_server_credentials``) make the TCP port TLS; ``tensor_content`` answers Predict
+    outputs in ``tensor_content`` (``--enable_serialization_as_tensor_content``).
     """
     interceptors = [_BearerTokenInterceptor(token)] if token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="fashion-grpc"),
                          interceptors=interceptors, options=list(options))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(service), server)
+        PredictionServicer(service, tensor_content), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         ModelServicer(service, reload_config), server)
     health_servicer = health.HealthServicer()

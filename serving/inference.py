@@ -1,11 +1,13 @@
 """The request path shared by the REST and gRPC front ends of ``fashion serve``.
 
-Predict runs any signature on named input tensors. Classify and Regress follow TF Serving's
-tf.Example convention: the signature must carry the standard method name
-(``tensorflow/serving/classify`` or ``.../regress``), take serialized ``tf.Example`` protos as
-``inputs`` and return ``classes``/``scores`` (classify) or ``outputs`` (regress). Every call goes
-through the :class:`~serving.batching.Runner` (admission control, batching, deadlines) and is
-counted in the metrics with its final status.
+It follows ``tensorflow_model_server``'s code (``predict_util.cc``, ``classifier.cc``,
+``regressor.cc``): signatures are described by the version's ``SignatureDef`` protos; Predict
+checks input names and dtypes and leaves shapes to TensorFlow; Classify and Regress take any
+signature shaped like TF Serving's (one ``inputs`` tensor of serialized ``tf.Example`` protos,
+``classes``/``scores`` or ``outputs``), and check the method name only with
+``--enable_signature_method_name_check``. Error texts are TF Serving's. Every call goes through
+the :class:`~serving.batching.Runner` (admission control, batching, deadlines) and is counted in
+the metrics with its final status.
 """
 
 from __future__ import annotations
@@ -17,10 +19,20 @@ from typing import Optional
 
 import numpy as np
 
-from schemas.serving_api import (CLASSES_OUTPUT, CLASSIFY_INPUTS, REGRESS_OUTPUTS,
+from schemas.serving_api import (CLASSES_OUTPUT, CLASSIFY_INPUTS, CLASSIFY_METHOD,
+                                 PREDICT_METHOD, REGRESS_METHOD, REGRESS_OUTPUTS,
                                  SCORES_OUTPUT, SERVING_DEFAULT)
 from serving.batching import Runner
-from serving.errors import InvalidRequest, ModelNotFound, ServingError
+from serving.errors import (FailedPrecondition, Internal, InvalidRequest, ModelNotFound,
+                            ServingError)
+
+# How each API words an unknown signature name (gRPC Predict, REST predict, Classify/Regress).
+_MISSING_SIGNATURE = {
+    "predict": (FailedPrecondition, 'Serving signature key "{}" not found.'),
+    "rest_predict": (InvalidRequest, 'Serving signature name: "{}" not found in signature def'),
+    "classify": (InvalidRequest, "No signature was found with the name: {}"),
+    "regress": (InvalidRequest, "No signature was found with the name: {}"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,24 +43,50 @@ class Signature:
     version: int
     name: str
     function: object
-    method_name: str
+    definition: object  # its SignatureDef proto
 
     @property
-    def input_specs(self) -> dict:
-        return self.function.structured_input_signature[1]
+    def method_name(self) -> str:
+        return self.definition.method_name
+
+    @property
+    def inputs(self) -> dict:
+        """Input alias -> ``tf.DType``."""
+        import tensorflow as tf
+        return {alias: tf.dtypes.as_dtype(info.dtype)
+                for alias, info in self.definition.inputs.items()}
+
+    @property
+    def outputs(self) -> list:
+        return sorted(self.definition.outputs)
 
     @property
     def key(self) -> tuple:
         return (self.model_name, self.version, self.name)
 
 
-class InferenceService:
-    """Resolves models and signatures and runs Predict / Classify / Regress on them."""
+def _debug_string(message) -> str:
+    from google.protobuf import text_format
+    return text_format.MessageToString(message)
 
-    def __init__(self, models: dict, runner: Optional[Runner] = None, metrics=None):
+
+def _shape_string(array: np.ndarray) -> str:
+    return "[" + ",".join(str(d) for d in array.shape) + "]"
+
+
+class InferenceService:
+    """Resolves models and signatures and runs Predict / Classify / Regress on them.
+
+    ``method_name_check`` is TF Serving's ``--enable_signature_method_name_check`` (off by
+    default, so plain ``tf.saved_model.save`` exports, every signature marked predict, can be
+    classified and regressed)."""
+
+    def __init__(self, models: dict, runner: Optional[Runner] = None, metrics=None,
+                 method_name_check: bool = False):
         self.models = models
         self.runner = runner or Runner()
         self.metrics = metrics
+        self.method_name_check = method_name_check
 
     def model(self, name: str):
         model = self.models.get(name)
@@ -57,29 +95,100 @@ class InferenceService:
         return model
 
     def signature(self, name: str, version: Optional[int] = None, label: Optional[str] = None,
-                  signature_name: str = "", method: Optional[str] = None) -> Signature:
-        """The signature a request names; ``method`` checks its method name (classify/regress)."""
+                  signature_name: str = "", api: str = "predict") -> Signature:
+        """The signature a request names, checked for ``api`` (``predict``, ``rest_predict``,
+        ``classify`` or ``regress``) as TF Serving checks it."""
         model = self.model(name)
         version, servable = model.resolve(version, label)
         signature_name = signature_name or SERVING_DEFAULT
-        if signature_name not in servable.signatures:
-            raise InvalidRequest(f"Serving signature name: \"{signature_name}\" not found in "
-                                 "signature def")
-        method_name = model.signature_defs(version)[signature_name].method_name
-        if method is not None and method_name != method:
-            raise InvalidRequest(f"Expected {method} signature method_name, found "
-                                 f"{method_name or 'none'} (signature \"{signature_name}\")")
-        return Signature(name, version, signature_name, servable.signatures[signature_name],
-                         method_name)
+        definitions = model.signature_defs(version)
+        if signature_name not in definitions or signature_name not in servable.signatures:
+            error, text = _MISSING_SIGNATURE[api]
+            raise error(text.format(signature_name))
+        signature = Signature(name, version, signature_name, servable.signatures[signature_name],
+                              definitions[signature_name])
+        if api in ("predict", "rest_predict"):
+            self._check_predict_method(signature)
+        elif api == "classify":
+            self._check_classify(signature)
+        else:
+            self._check_regress(signature)
+        return signature
+
+    def _check_predict_method(self, signature: Signature) -> None:
+        if self.method_name_check and signature.method_name not in (
+                PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
+            raise Internal("Expected prediction signature method_name to be one of "
+                           f"{{{PREDICT_METHOD}, {CLASSIFY_METHOD}, {REGRESS_METHOD}}}. Was: "
+                           f"{signature.method_name}")
+
+    def _check_classify(self, signature: Signature) -> None:
+        definition = signature.definition
+        if self.method_name_check and definition.method_name != CLASSIFY_METHOD:
+            raise InvalidRequest("Expected classification signature method_name to be "
+                                 f"{CLASSIFY_METHOD}. Was: {definition.method_name}")
+        if len(definition.inputs) != 1:
+            raise InvalidRequest("Expected one input Tensor.")
+        if len(definition.outputs) not in (1, 2):
+            raise InvalidRequest("Expected one or two output Tensors, found "
+                                 f"{len(definition.outputs)}")
+        if CLASSIFY_INPUTS not in definition.inputs:
+            raise InvalidRequest("No classification inputs found in SignatureDef: "
+                                 + _debug_string(definition))
+        if CLASSES_OUTPUT not in definition.outputs and SCORES_OUTPUT not in definition.outputs:
+            raise InvalidRequest("Expected classification signature outputs to contain at least "
+                                 f'one of "{CLASSES_OUTPUT}" or "{SCORES_OUTPUT}". Signature '
+                                 "was: " + _debug_string(definition))
+
+    def _check_regress(self, signature: Signature) -> None:
+        definition = signature.definition
+        if self.method_name_check and definition.method_name != REGRESS_METHOD:
+            raise InvalidRequest("Expected regression signature method_name to be "
+                                 f"{REGRESS_METHOD}. Was: {definition.method_name}")
+        if len(definition.inputs) != 1:
+            raise InvalidRequest("Expected one input Tensor.")
+        if len(definition.outputs) != 1:
+            raise InvalidRequest("Expected one output Tensor.")
+        if CLASSIFY_INPUTS not in definition.inputs:
+            raise InvalidRequest("No regression inputs found in SignatureDef: "
+                                 + _debug_string(definition))
+        if REGRESS_OUTPUTS not in definition.outputs:
+            raise InvalidRequest("No regression outputs found in SignatureDef: "
+                                 + _debug_string(definition))
 
     @staticmethod
     def check_input_names(signature: Signature, names) -> None:
-        """Raises InvalidRequest unless ``names`` are exactly the signature's inputs."""
-        specs = signature.input_specs
-        unknown = sorted(set(names) - set(specs))
-        missing = sorted(set(specs) - set(names))
-        if unknown or missing:
-            raise InvalidRequest(f"unknown inputs {unknown}, missing inputs {missing}")
+        """TF Serving's input checks: the count (``VerifyRequestInputsSize``), then each name
+        (``input tensor alias not found in signature``)."""
+        expected = sorted(signature.definition.inputs)
+        given = sorted(names)
+        if len(given) > len(expected) or (len(given) < len(expected)
+                                          and not signature.definition.defaults):
+            extra = sorted(set(given) - set(expected))
+            missing = sorted(set(expected) - set(given))
+            raise InvalidRequest(
+                f"input size does not match signature: {len(given)}!={len(expected)} "
+                f"len({{{','.join(given)}}}) != len({{{','.join(expected)}}}). Sent extra: "
+                f"{{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}.")
+        for alias in names:
+            if alias not in signature.definition.inputs:
+                raise InvalidRequest(f"input tensor alias not found in signature: {alias}. "
+                                     f"Inputs expected to be in the set {{{','.join(expected)}}}.")
+
+    @staticmethod
+    def check_output_filter(signature: Signature, output_filter) -> list:
+        """The outputs a request asks for (all of them without a filter), checked as TF Serving
+        checks ``output_filter``."""
+        seen: list = []
+        for alias in output_filter:
+            if alias not in signature.definition.outputs:
+                raise InvalidRequest(f"output tensor alias not found in signature: {alias} "
+                                     "Outputs expected to be in the set "
+                                     f"{{{','.join(signature.outputs)}}}.")
+            if alias in seen:
+                raise InvalidRequest(f"duplicate output tensor alias: {alias}")
+            seen.append(alias)
+        return seen or signature.outputs
 
     def predict(self, signature: Signature, inputs: dict, deadline: Optional[float] = None,
                 abandon_at_deadline: bool = True) -> dict:
@@ -94,42 +203,47 @@ class InferenceService:
     def _run_examples(self, signature: Signature, examples: list, deadline,
                       abandon_at_deadline: bool = True) -> dict:
         if not examples:
-            raise InvalidRequest("Input is empty: no examples")
-        if set(signature.input_specs) != {CLASSIFY_INPUTS}:
-            raise InvalidRequest(f"signature \"{signature.name}\" must have exactly one input "
-                                 f"named {CLASSIFY_INPUTS!r} (serialized tf.Examples)")
+            raise InvalidRequest("Input is empty.")
         return self.predict(signature, {CLASSIFY_INPUTS: np.array(examples, dtype=object)},
                             deadline, abandon_at_deadline)
 
     def classify(self, signature: Signature, examples: list, deadline: Optional[float] = None,
                  abandon_at_deadline: bool = True) -> tuple:
-        """``(classes [n, k] bytes or None, scores [n, k] float or None)`` for the examples."""
+        """``(classes [n, k] bytes or None, scores [n, k] float or None)`` for the examples,
+        checked as ``PostProcessClassificationResult`` checks them."""
         outputs = self._run_examples(signature, examples, deadline, abandon_at_deadline)
         classes, scores = outputs.get(CLASSES_OUTPUT), outputs.get(SCORES_OUTPUT)
-        if classes is None and scores is None:
-            raise InvalidRequest(f"classify signature \"{signature.name}\" returns neither "
-                                 "'classes' nor 'scores'")
-        for array in (classes, scores):
-            if array is not None and (array.ndim != 2 or array.shape[0] != len(examples)):
-                raise InvalidRequest("classify outputs must be [examples, classes], got "
-                                     f"{list(array.shape)}")
-        if classes is not None and scores is not None and classes.shape != scores.shape:
-            raise InvalidRequest("classify outputs 'classes' and 'scores' differ in shape")
+        for array, dtype, expected in ((classes, "DT_STRING", np.dtype(object)),
+                                       (scores, "DT_FLOAT", np.dtype(np.float32))):
+            if array is None:
+                continue
+            label = "classes" if dtype == "DT_STRING" else "scores"
+            if array.ndim != 2:
+                raise InvalidRequest("Expected Tensor shape: [batch_size num_classes] but got "
+                                     + _shape_string(array))
+            if array.dtype != expected:
+                raise InvalidRequest(f"Expected {label} Tensor of {dtype}. Got: "
+                                     f"DT_{array.dtype.name.upper()}")
+            if array.shape[0] != len(examples):
+                raise InvalidRequest(f"Expected {label} output batch size of {len(examples)}. "
+                                     f"Got: {array.shape[0]}")
+        if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
+            raise InvalidRequest("Tensors class and score should match in dim_size(1). Got "
+                                 f"{classes.shape[1]} vs. {scores.shape[1]}")
         return classes, scores
 
     def regress(self, signature: Signature, examples: list, deadline: Optional[float] = None,
                 abandon_at_deadline: bool = True) -> np.ndarray:
         """The regression value of each example."""
         outputs = self._run_examples(signature, examples, deadline, abandon_at_deadline)
-        if REGRESS_OUTPUTS not in outputs:
-            raise InvalidRequest(f"regress signature \"{signature.name}\" has no 'outputs'")
-        values = np.asarray(outputs[REGRESS_OUTPUTS], dtype=np.float32)
-        if values.ndim == 2 and values.shape[1] == 1:
-            values = values[:, 0]
-        if values.shape != (len(examples),):
-            raise InvalidRequest(f"regress output must be [examples] or [examples, 1], got "
-                                 f"{list(outputs[REGRESS_OUTPUTS].shape)}")
-        return values
+        values = np.asarray(outputs[REGRESS_OUTPUTS])
+        if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+            raise InvalidRequest("Expected output Tensor shape to be either [batch_size] or "
+                                 f"[batch_size, 1] but got {_shape_string(values)}")
+        if values.shape[0] != len(examples):
+            raise InvalidRequest("Input batch size did not match output batch size: "
+                                 f"{len(examples)} vs. {values.shape[0]}")
+        return values.reshape(-1).astype(np.float32)
 
     @contextlib.contextmanager
     def observed(self, api: str, entrypoint: str, model_name: str):
@@ -168,4 +282,23 @@ def serialized_examples(input_proto) -> list:
                     merged.features.feature[key].CopyFrom(feature)
             serialized.append(merged.SerializeToString())
         return serialized
-    raise InvalidRequest("Input is empty: give example_list or example_list_with_context")
+    raise InvalidRequest("Input is empty.")
+
+
+# tensorflow.serving.ModelVersionStatus.State numbers of the model manager's state names.
+_STATE_NUMBERS = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
+
+
+def status_response(statuses) -> object:
+    """The ``GetModelStatusResponse`` of a model's version statuses (gRPC and REST)."""
+    from tensorflow.core.protobuf import error_codes_pb2
+    from tensorflow_serving.apis import get_model_status_pb2
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for status in statuses:
+        entry = response.model_version_status.add()
+        entry.version = status.version
+        entry.state = _STATE_NUMBERS[status.state]
+        entry.status.error_code = error_codes_pb2.Code.Value(status.error_code) \
+            if status.error_code in error_codes_pb2.Code.keys() else error_codes_pb2.UNKNOWN
+        entry.status.error_message = status.error_message
+    return response

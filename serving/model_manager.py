@@ -20,7 +20,7 @@ import threading
 from typing import Callable, Optional
 
 from schemas.serving_api import list_versions
-from serving.errors import ModelNotFound
+from serving.errors import InvalidRequest, ModelNotFound
 
 # The names of tensorflow.serving.ModelVersionStatus.State.
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
@@ -66,13 +66,14 @@ def _default_loader(path: str):
     return load_servable(path)
 
 
-def read_signature_defs(export_dir: str) -> dict:
-    """The ``SignatureDef`` protos of a SavedModel (without TF's internal ``__`` ones)."""
+def read_signature_defs(export_dir: str, tags: tuple = ("serve",)) -> dict:
+    """The ``SignatureDef`` protos of the SavedModel's meta graph with ``tags`` (all of them,
+    TF's internal ``__saved_model_init_op`` included, as TF Serving's metadata lists them)."""
     from tensorflow.core.protobuf import saved_model_pb2
     with open(os.path.join(export_dir, "saved_model.pb"), "rb") as handle:
         saved = saved_model_pb2.SavedModel.FromString(handle.read())
-    return {k: v for k, v in saved.meta_graphs[0].signature_def.items()
-            if not k.startswith("__")}
+    graphs = [g for g in saved.meta_graphs if set(g.meta_info_def.tags) == set(tags)]
+    return dict((graphs or saved.meta_graphs)[0].signature_def)
 
 
 class ServedModel:
@@ -80,12 +81,14 @@ class ServedModel:
 
     def __init__(self, name: str, base_path: str, policy: VersionPolicy = VersionPolicy(),
                  labels: Optional[dict] = None,
-                 loader: Callable[[str], object] = _default_loader):
+                 loader: Callable[[str], object] = _default_loader,
+                 tags: tuple = ("serve",)):
         self.name = name
         self.base_path = base_path
         self.policy = policy
         self.labels = dict(labels or {})
         self._loader = loader
+        self._tags = tuple(tags)
         self._lock = threading.Lock()
         self._servables: dict[int, object] = {}
         self._status: dict[int, VersionStatus] = {}
@@ -170,7 +173,7 @@ class ServedModel:
         with self._lock:
             cached = self._signature_defs.get(version)
         if cached is None:
-            cached = read_signature_defs(path)
+            cached = read_signature_defs(path, self._tags)
             with self._lock:
                 self._signature_defs[version] = cached
         return cached
@@ -191,7 +194,7 @@ class ServedModel:
         with self._lock:
             if label is not None:
                 if label not in self.labels:
-                    raise ModelNotFound(f"Unrecognized servable version label: {label}")
+                    raise InvalidRequest(f"Unrecognized servable version label: {label}")
                 version = self.labels[label]
             if version is None:
                 if not self._servables:

@@ -26,7 +26,7 @@ from serving.batching import BatchingOptions, Runner
 from serving.config_files import (ConfigError, ModelSpec, SslSettings, model_specs_from_proto,
                                   read_batching_parameters, read_model_config,
                                   read_monitoring_config, read_ssl_config)
-from serving.errors import InvalidRequest
+from serving.errors import InvalidRequest, ModelNotFound, Unknown
 from serving.model_manager import ServedModel
 
 __all__ = ["FLAGS", "FlagError", "ModelServer", "ModelSpec", "ServerOptions", "main",
@@ -54,6 +54,7 @@ FLAGS = {
     "rest_api_host": (str, "127.0.0.1", "address the REST and gRPC APIs bind to"),
     "rest_api_num_threads": (int, 32, "concurrent REST requests (more are answered 429)"),
     "rest_api_timeout_in_ms": (int, 30000, "REST request timeout (504 past it; 0: none)"),
+    "rest_api_enable_cors_support": (_bool, False, "CORS headers on REST answers"),
     "model_name": (str, "default", "name of the single model (with --model_base_path)"),
     "model_base_path": (str, "", "folder of numbered SavedModel versions"),
     "model_config_file": (str, "", "ModelServerConfig text proto with one or more models"),
@@ -64,25 +65,45 @@ FLAGS = {
     "batching_parameters_file": (str, "", "BatchingParameters text proto"),
     "enable_model_warmup": (_bool, True, "replay assets.extra/tf_serving_warmup_requests "
                             "before a version is AVAILABLE"),
+    "num_request_iterations_for_warmup": (int, 0, "times each warm-up record is replayed "
+                                          "(0 or 1: once)"),
+    "saved_model_tags": (str, "serve", "comma-separated tags of the meta graph to load"),
+    "enable_signature_method_name_check": (_bool, False, "Classify/Regress/Predict check the "
+                                           "signature's method name"),
+    "enable_serialization_as_tensor_content": (_bool, False, "gRPC Predict outputs in "
+                                               "tensor_content instead of typed fields"),
     "monitoring_config_file": (str, "", "MonitoringConfig text proto (Prometheus endpoint "
                                "on the REST port)"),
     "ssl_config_file": (str, "", "SSLConfig text proto: TLS for gRPC and REST"),
     "tensorflow_intra_op_parallelism": (int, 0, "TF intra-op threads (0: TF's choice)"),
     "tensorflow_inter_op_parallelism": (int, 0, "TF inter-op threads (0: TF's choice)"),
+    "enable_grpc_healthcheck_service": (_bool, False, "accepted; grpc.health.v1 is always "
+                                        "served here"),
+    "allow_version_labels_for_unavailable_models": (_bool, False, "accepted; labels may always "
+                                                    "name versions not loaded yet here"),
+    "version": (_bool, False, "print the version and exit"),
     # This server's own flags (not tensorflow_model_server's).
     "auth_token_file": (str, "", "file holding a bearer token every request must carry "
                         "(not the health check)"),
     "max_request_bytes": (int, 64 * 1024 * 1024, "largest gRPC message or REST body"),
     "max_concurrent_requests": (int, 64, "requests in flight before RESOURCE_EXHAUSTED / 429"),
 }
-# tensorflow_model_server flags recognised but not implemented here.
-NOT_SUPPORTED = ("platform_config_file", "saved_model_tags", "per_process_gpu_memory_fraction",
-                 "tensorflow_session_parallelism", "enable_signature_method_name_check",
-                 "allow_version_labels_for_unavailable_models", "use_tflite_model",
-                 "prefer_tflite_model", "num_load_threads", "num_unload_threads",
-                 "max_num_load_retries", "load_retry_interval_micros",
-                 "flush_filesystem_caches", "remove_unused_fields_from_bundle_metagraph",
-                 "xla_cpu_compilation_enabled", "enable_profiler", "mixed_precision")
+# tensorflow_model_server flags that mean nothing here (TFLite, GPUs, TPUs, XLA, its thread
+# pools, session tuning, load threads): accepted with their types so that TF Serving manifests
+# start this server unchanged, and named in a warning at start-up.
+IGNORED_FLAGS = {
+    "platform_config_file": str, "per_process_gpu_memory_fraction": float,
+    "tensorflow_session_parallelism": int, "tensorflow_session_config_file": str,
+    "use_tflite_model": _bool, "prefer_tflite_model": _bool, "num_tflite_pools": int,
+    "num_tflite_interpreters_per_pool": int, "num_load_threads": int,
+    "num_unload_threads": int, "max_num_load_retries": int, "load_retry_interval_micros": int,
+    "flush_filesystem_caches": _bool, "remove_unused_fields_from_bundle_metagraph": _bool,
+    "xla_cpu_compilation_enabled": _bool, "xla_gpu_compilation_enabled": _bool,
+    "enable_profiler": _bool, "mixed_precision": str, "use_alts_credentials": _bool,
+    "thread_pool_factory_config_file": str, "skip_initialize_tpu": _bool,
+    "enable_per_model_batching_parameters": _bool,
+}
+VERSION = "fashion serve (TF Serving 2.16 API)"
 
 
 class FlagError(ValueError):
@@ -91,20 +112,19 @@ class FlagError(ValueError):
 
 def parse_flags(argv: list[str]) -> dict:
     """Parses ``--flag=value`` / ``--flag value`` (and bare ``--bool_flag``) like
-    tensorflow_model_server does."""
+    tensorflow_model_server does. Flags of that binary with no meaning here are checked for
+    their type and listed under ``"ignored"``."""
     values = {name: default for name, (_, default, _) in FLAGS.items()}
+    values["ignored"] = []
     items = list(argv)
     while items:
         item = items.pop(0)
-        if not item.startswith("--"):
+        if not item.startswith("-"):
             raise FlagError(f"unexpected argument {item!r}; flags look like --name=value")
-        name, has_value, value = item[2:].partition("=")
-        if name in NOT_SUPPORTED:
-            raise FlagError(f"--{name} is a tensorflow_model_server flag that fashion serve "
-                            "does not support")
-        if name not in FLAGS:
+        name, has_value, value = item.lstrip("-").partition("=")
+        if name not in FLAGS and name not in IGNORED_FLAGS:
             raise FlagError(f"unknown flag --{name}; run `fashion serve --help` for the list")
-        kind = FLAGS[name][0]
+        kind = FLAGS[name][0] if name in FLAGS else IGNORED_FLAGS[name]
         if not has_value:
             if kind is _bool:
                 value = "true"
@@ -113,9 +133,13 @@ def parse_flags(argv: list[str]) -> dict:
             else:
                 value = items.pop(0)
         try:
-            values[name] = kind(value)
+            parsed = kind(value)
         except ValueError:
             raise FlagError(f"--{name}={value!r} is not a {kind.__name__}") from None
+        if name in FLAGS:
+            values[name] = parsed
+        elif name not in values["ignored"]:
+            values["ignored"].append(name)
     return values
 
 
@@ -165,6 +189,11 @@ class ServerOptions:
     token: Optional[str] = None
     max_request_bytes: int = 64 * 1024 * 1024
     max_concurrent: int = 64
+    method_name_check: bool = False
+    saved_model_tags: tuple = ("serve",)
+    warmup_iterations: int = 1
+    tensor_content: bool = False
+    cors: bool = False
 
 
 def options_from_flags(flags: dict) -> ServerOptions:
@@ -198,6 +227,9 @@ def options_from_flags(flags: dict) -> ServerOptions:
     if metrics_path and not flags["rest_api_port"]:
         raise FlagError("--monitoring_config_file needs --rest_api_port (metrics are served "
                         "on the REST port)")
+    tags = tuple(t.strip() for t in flags["saved_model_tags"].split(",") if t.strip())
+    if not tags:
+        raise FlagError("--saved_model_tags needs at least one tag")
     arguments = _channel_arguments(flags["grpc_channel_arguments"])
     if not any(key == "grpc.max_receive_message_length" for key, _ in arguments):
         arguments.append(("grpc.max_receive_message_length", flags["max_request_bytes"]))
@@ -212,7 +244,11 @@ def options_from_flags(flags: dict) -> ServerOptions:
         config_poll_seconds=flags["model_config_file_poll_wait_seconds"], batching=batching,
         warmup=flags["enable_model_warmup"], metrics_path=metrics_path, ssl=ssl_settings,
         token=token, max_request_bytes=flags["max_request_bytes"],
-        max_concurrent=flags["max_concurrent_requests"])
+        max_concurrent=flags["max_concurrent_requests"],
+        method_name_check=flags["enable_signature_method_name_check"],
+        saved_model_tags=tags, warmup_iterations=max(1, flags["num_request_iterations_for_warmup"]),
+        tensor_content=flags["enable_serialization_as_tensor_content"],
+        cors=flags["rest_api_enable_cors_support"])
 
 
 def _rest_ssl_context(settings: SslSettings) -> ssl.SSLContext:
@@ -228,6 +264,20 @@ def _rest_ssl_context(settings: SslSettings) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cadata=settings.custom_ca)
     return context
+
+
+def _unavailable_text(model: ServedModel) -> str:
+    """``{name: m version: v} due to error: CODE: message`` for a model that did not load."""
+    try:
+        failed = [s for s in model.statuses() if s.state != "AVAILABLE"]
+    except ModelNotFound:
+        failed = []
+    if not failed:
+        return (f"{{name: {model.name} version: none}} due to error: NOT_FOUND: no version "
+                f"folder under {model.base_path}")
+    status = failed[-1]
+    return (f"{{name: {model.name} version: {status.version}}} due to error: "
+            f"{status.error_code}: {status.error_message}")
 
 
 class ModelServer:
@@ -247,7 +297,8 @@ class ModelServer:
         self.metrics = ServingMetrics(lambda: dict(self.models))
         runner = Runner(options.batching, options.max_concurrent,
                         on_batch=self.metrics.observe_batch)
-        self.service = InferenceService(self.models, runner, self.metrics)
+        self.service = InferenceService(self.models, runner, self.metrics,
+                                        options.method_name_check)
         self._stop = threading.Event()
         self._rest = None
         self._grpc = None
@@ -262,8 +313,11 @@ class ModelServer:
             from serving.warmup import load_servable
 
             def loader(path):
-                return load_servable(path, warmup=self.options.warmup)
-        return ServedModel(spec.name, spec.base_path, spec.policy, dict(spec.labels), loader)
+                return load_servable(path, warmup=self.options.warmup,
+                                     tags=self.options.saved_model_tags,
+                                     warmup_iterations=self.options.warmup_iterations)
+        return ServedModel(spec.name, spec.base_path, spec.policy, dict(spec.labels), loader,
+                           self.options.saved_model_tags)
 
     def poll(self) -> None:
         """One round of version polling, then health and batch-queue bookkeeping."""
@@ -282,10 +336,15 @@ class ModelServer:
 
     def reload(self, specs: list[ModelSpec]) -> None:
         """Serves exactly ``specs`` from now on (TF Serving's config reload semantics): new
-        models are loaded before this returns, removed ones unloaded, changed policies applied."""
+        models are loaded before this returns, removed ones unloaded, changed policies applied.
+
+        As ``ServerCore::WaitUntilModelsAvailable`` does, a new model that has no version
+        available afterwards makes this raise :class:`~serving.errors.Unknown` naming each such
+        model with its error; the new config stays in force (the failed model is listed
+        with its error by GetModelStatus)."""
         with self._models_lock:
             current = dict(self.models)
-        replaced = []
+        replaced, fresh_models = [], []
         for spec in specs:
             model = current.get(spec.name)
             if model is not None and model.base_path == spec.base_path:
@@ -294,6 +353,7 @@ class ModelServer:
                 continue
             fresh = self._served_model(spec)
             fresh.poll()  # load before it replaces the old base path's versions
+            fresh_models.append(fresh)
             with self._models_lock:
                 self.models[spec.name] = fresh
             if model is not None:
@@ -306,6 +366,10 @@ class ModelServer:
             model.unload_all()
         self._specs = list(specs)
         self._after_change()
+        unavailable = [_unavailable_text(m) for m in fresh_models if not m.loaded_versions()]
+        if unavailable:
+            raise Unknown(f"{len(unavailable)} model(s) did not become available: {{"
+                          + "".join(f"{{{text}}}, " for text in unavailable) + "}")
 
     def reload_proto(self, config) -> None:
         """``HandleReloadConfigRequest``: reload from a ``ModelServerConfig`` message."""
@@ -338,7 +402,7 @@ class ModelServer:
         options = self.options
         if options.rest_port != 0:
             api = rest.RestApi(self.service, options.rest_timeout_seconds, options.token,
-                               options.metrics_path, options.max_request_bytes)
+                               options.metrics_path, options.max_request_bytes, options.cors)
             self._rest = rest.make_server(
                 api, options.host, options.rest_port, options.rest_threads,
                 _rest_ssl_context(options.ssl) if options.ssl else None)
@@ -361,7 +425,7 @@ class ModelServer:
             self._grpc, self.grpc_port, self._health = make_grpc_server(
                 self.service, addresses, max_workers=options.grpc_threads,
                 options=options.grpc_arguments, credentials=credentials, token=options.token,
-                reload_config=self.reload_proto)
+                reload_config=self.reload_proto, tensor_content=options.tensor_content)
             self._health.update(dict(self.models))
             self._grpc.start()
         for thread in self._threads:
@@ -389,8 +453,8 @@ def help_text() -> str:
              "tensorflow_model_server flags (same names and meanings), then this server's own:"]
     lines += [f"  --{name} (default {default!r}): {text}"
               for name, (_, default, text) in FLAGS.items()]
-    lines.append("tensorflow_model_server flags refused: "
-                 + ", ".join(f"--{n}" for n in NOT_SUPPORTED))
+    lines.append("tensorflow_model_server flags accepted and ignored (with a warning): "
+                 + ", ".join(f"--{n}" for n in IGNORED_FLAGS))
     return "\n".join(lines)
 
 
@@ -409,11 +473,18 @@ def main(argv: list[str]) -> int:
     """Entry point of ``fashion serve`` (runs until SIGTERM or SIGINT)."""
     try:
         flags = parse_flags(argv)
+        if flags["version"]:
+            print(f"TensorFlow ModelServer: {VERSION}")
+            return 0
         specs = model_specs(flags)
         options = options_from_flags(flags)
     except FlagError as err:
         print(f"fashion serve: error: {err}", file=sys.stderr)
         return 2
+    if flags["ignored"]:
+        print("fashion serve: warning: ignoring tensorflow_model_server flags that have no "
+              "meaning here: " + ", ".join(f"--{n}" for n in flags["ignored"]),
+              file=sys.stderr, flush=True)
     _configure_tensorflow(flags)
     server = ModelServer(specs, options)
     try:

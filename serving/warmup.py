@@ -32,8 +32,9 @@ def _requests(log):
         raise ValueError(f"unsupported warm-up record type {kind!r}")
 
 
-def replay_warmup(servable, export_dir: str) -> int:
-    """Runs every warm-up request of ``export_dir`` on ``servable``; returns their number."""
+def replay_warmup(servable, export_dir: str, iterations: int = 1) -> int:
+    """Runs every warm-up request of ``export_dir`` on ``servable`` (each ``iterations`` times,
+    TF Serving's ``--num_request_iterations_for_warmup``); returns the number of records."""
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
     path = warmup_path(export_dir)
@@ -49,18 +50,35 @@ def replay_warmup(servable, export_dir: str) -> int:
             name = signature_name or SERVING_DEFAULT
             if name not in servable.signatures:
                 raise ValueError(f"warm-up record {count} names unknown signature {name!r}")
-            servable.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+            for _ in range(max(1, iterations)):
+                servable.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
     return count
 
 
-def load_servable(export_dir: str, warmup: bool = True):
-    """Loads a SavedModel (TensorFlow Text's ops registered) and, unless ``warmup`` is off,
-    replays its warm-up records."""
+def load_servable(export_dir: str, warmup: bool = True, tags: tuple = ("serve",),
+                  warmup_iterations: int = 1):
+    """Loads a SavedModel as TF Serving would and, unless ``warmup`` is off, replays its
+    warm-up records.
+
+    TensorFlow Text's ops are registered first (``tensorflow_model_server`` links them in).
+    ``tf.saved_model.load`` is tried first; a SavedModel it cannot rebuild (TF1 graphs with
+    reference variables or contradictory placeholder shapes) is loaded with TF1's session-based
+    loader instead (``serving.session_bundle``), as TF Serving loads every model. When both fail
+    the error names both attempts."""
     import tensorflow as tf
 
     from schemas.serving_api import register_text_ops
+    from serving.session_bundle import load_session_bundle
     register_text_ops()
-    servable = tf.saved_model.load(export_dir)
+    try:
+        servable = tf.saved_model.load(export_dir, tags=list(tags))
+    except Exception as tf2_error:  # noqa: BLE001 (any failure: try the TF1 loader)
+        try:
+            servable = load_session_bundle(export_dir, tuple(tags))
+        except Exception as tf1_error:  # noqa: BLE001
+            raise RuntimeError(f"cannot load {export_dir}: tf.saved_model.load: "
+                               f"{type(tf2_error).__name__}: {tf2_error}; TF1 session loader: "
+                               f"{type(tf1_error).__name__}: {tf1_error}") from tf1_error
     if warmup:
-        replay_warmup(servable, export_dir)
+        replay_warmup(servable, export_dir, warmup_iterations)
     return servable

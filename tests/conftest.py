@@ -21,10 +21,11 @@ def ccp_dir():
 
 def write_toy_model(export_dir: str, factor: float = 2.0) -> None:
     """A tiny SavedModel: ``serving_default`` (x float → y=factor·x), ``measure`` (data string,
-    weight float → length, weighted=10·weight, raw), ``classify`` (tf.Examples with float ``x``
-    → classes low/high, scores [1-x/10, x/10]), ``regress`` (tf.Examples → outputs=3x), the
-    last two with TF Serving's method names, and ``slow`` (work int → done: a loop of ``work``
-    steps) with ``calls`` (how many rows ``slow`` has run)."""
+    weight float → length, weighted=10·weight, raw_bytes: TF Serving's REST writes outputs named
+    ``*_bytes`` as base64), ``classify`` (tf.Examples with float ``x`` → classes low/high,
+    scores [1-x/10, x/10]), ``regress`` (tf.Examples → outputs=3x), the last two with TF
+    Serving's method names, and ``slow`` (work int → done: a loop of ``work`` steps) with
+    ``calls`` (how many rows ``slow`` has run)."""
     import tensorflow as tf
 
     from schemas.serving_api import CLASSIFY_METHOD, REGRESS_METHOD
@@ -43,7 +44,8 @@ def write_toy_model(export_dir: str, factor: float = 2.0) -> None:
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="data"),
                                       tf.TensorSpec([None], tf.float32, name="weight")])
         def measure(self, data, weight):
-            return {"length": tf.strings.length(data), "weighted": weight * 10.0, "raw": data}
+            return {"length": tf.strings.length(data), "weighted": weight * 10.0,
+                    "raw_bytes": data}
 
         def _x(self, inputs):
             return tf.io.parse_example(inputs, {"x": tf.io.FixedLenFeature([], tf.float32)})["x"]

@@ -86,8 +86,7 @@ def test_bad_requests_get_clear_statuses(stubs):
         (_request(z=nan), grpc.StatusCode.INVALID_ARGUMENT),                  # unknown alias
         (_request(signature="measure", data=np.array([b"a"], object)),
          grpc.StatusCode.INVALID_ARGUMENT),                                   # missing input
-        (_request(x=np.zeros([0], np.float32)), grpc.StatusCode.INVALID_ARGUMENT),  # empty
-        (_request(signature="nope", x=nan), grpc.StatusCode.INVALID_ARGUMENT),
+        (_request(signature="nope", x=nan), grpc.StatusCode.FAILED_PRECONDITION),
     ]
     version = _request(x=nan)
     version.model_spec.version.value = 9
@@ -119,7 +118,7 @@ def test_string_amplification_is_refused_before_decoding():
     amplified.string_val.extend([b""] * MAX_STRING_ELEMENTS)
     amplified.tensor_shape.dim[0].size = MAX_STRING_ELEMENTS + 1
     with pytest.raises(InvalidRequest, match=f"exceeds {MAX_STRING_ELEMENTS} elements"):
-        array_from_proto("data", amplified, tf.TensorSpec([None], tf.string))
+        array_from_proto("data", amplified, tf.string)
 
 
 def test_client_deadline_of_one_millisecond(stubs):
@@ -139,7 +138,12 @@ def test_metadata_and_status(stubs):
     signatures = get_model_metadata_pb2.SignatureDefMap()
     response.metadata["signature_def"].Unpack(signatures)
     assert set(signatures.signature_def) == {"serving_default", "measure", "classify",
-                                             "regress", "slow", "calls"}
+                                             "regress", "slow", "calls",
+                                             "__saved_model_init_op"}  # as TF Serving lists
+    assert response.model_spec.version.value == 3 and not response.model_spec.signature_name
+    request.metadata_field[:] = ["other"]
+    assert _code(prediction.GetModelMetadata, request) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "Metadata field other is not supported")
     status_request = get_model_status_pb2.GetModelStatusRequest()
     status_request.model_spec.name = "toy"
     (status,) = models.GetModelStatus(status_request, timeout=10).model_version_status
@@ -190,25 +194,33 @@ def test_classify_regress_and_multi_inference(stubs):
 def test_classify_and_regress_bad_requests(stubs):
     prediction, _ = stubs
     predict_signature = classification_pb2.ClassificationRequest()
-    predict_signature.model_spec.name = "toy"                      # serving_default: predict
-    assert _code(prediction.Classify, _examples(predict_signature, 1.0)) == (
-        grpc.StatusCode.INVALID_ARGUMENT, "Expected tensorflow/serving/classify signature "
-        "method_name, found tensorflow/serving/predict (signature \"serving_default\")")
+    predict_signature.model_spec.name = "toy"              # serving_default: x -> y
+    code, details = _code(prediction.Classify, _examples(predict_signature, 1.0))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("No classification inputs found in SignatureDef: ")
     empty = classification_pb2.ClassificationRequest()
     empty.model_spec.name = "toy"
     empty.model_spec.signature_name = "classify"
-    assert _code(prediction.Classify, empty)[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert _code(prediction.Classify, empty) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                 "Input is empty.")
     wrong = regression_pb2.RegressionRequest()
     wrong.model_spec.name = "toy"
     wrong.model_spec.signature_name = "classify"
-    assert _code(prediction.Regress, _examples(wrong, 1.0))[0] == \
-        grpc.StatusCode.INVALID_ARGUMENT
+    assert _code(prediction.Regress, _examples(wrong, 1.0)) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "Expected one output Tensor.")
     mixed = inference_pb2.MultiInferenceRequest()
     for name in ("toy", "other"):
         task = mixed.tasks.add(method_name="tensorflow/serving/classify")
         task.model_spec.name = name
-    assert _code(prediction.MultiInference, _examples(mixed, 1.0))[0] == \
-        grpc.StatusCode.INVALID_ARGUMENT
+    assert _code(prediction.MultiInference, _examples(mixed, 1.0)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+    predict_task = inference_pb2.MultiInferenceRequest()
+    task = predict_task.tasks.add(method_name="tensorflow/serving/predict")
+    task.model_spec.name = "toy"
+    assert _code(prediction.MultiInference, _examples(predict_task, 1.0)) == (
+        grpc.StatusCode.UNIMPLEMENTED,
+        "Unsupported signature method_name: tensorflow/serving/predict")
 
 
 def test_oversized_message_is_resource_exhausted(toy_models):

@@ -87,7 +87,7 @@ def test_all_and_specific_policies_and_labels(tmp_path):
     pinned.poll()
     assert pinned.resolve() == (2, "model-2")
     assert pinned.resolve(label="stable") == (1, "model-1")
-    with pytest.raises(mm.ModelNotFound, match="label"):
+    with pytest.raises(mm.InvalidRequest, match="Unrecognized servable version label"):
         pinned.resolve(label="beta")
     with pytest.raises(mm.ModelNotFound):
         pinned.statuses(7)

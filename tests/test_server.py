@@ -18,7 +18,7 @@ def test_flags_use_tensorflow_model_server_syntax():
 
 @pytest.mark.parametrize("argv,fragment", [
     (["--bogus=1"], "unknown flag --bogus"),
-    (["--saved_model_tags=serve"], "does not support"),
+    (["--prefer_tflite_model=perhaps"], "is not a bool"),     # ignored flags are typed too
     (["--enable_batching=maybe"], "is not a bool"),
     (["--port=grpc"], "is not a int"),
     (["--rest_api_port=http"], "is not a int"),
@@ -28,6 +28,33 @@ def test_flags_use_tensorflow_model_server_syntax():
 def test_bad_flags_fail_clearly(argv, fragment):
     with pytest.raises(server.FlagError, match=fragment):
         server.parse_flags(argv)
+
+
+def test_every_tensorflow_model_server_flag_is_accepted():
+    """Flags with no meaning here are accepted (a manifest starts this server unchanged) and
+    listed for the start-up warning; the ones implemented here take effect."""
+    flags = server.parse_flags([
+        "--prefer_tflite_model=true", "--enable_profiler=false", "--num_load_threads=4",
+        "--per_process_gpu_memory_fraction=0.5", "--xla_cpu_compilation_enabled",
+        "--saved_model_tags=serve,gpu", "--enable_signature_method_name_check=true",
+        "--num_request_iterations_for_warmup=3", "--rest_api_enable_cors_support=true",
+        "--enable_serialization_as_tensor_content=true", "--enable_grpc_healthcheck_service",
+        "--model_base_path=/models/m"])
+    assert flags["ignored"] == ["prefer_tflite_model", "enable_profiler", "num_load_threads",
+                                "per_process_gpu_memory_fraction",
+                                "xla_cpu_compilation_enabled"]
+    options = server.options_from_flags(flags)
+    assert options.saved_model_tags == ("serve", "gpu")
+    assert (options.method_name_check, options.warmup_iterations, options.cors,
+            options.tensor_content) == (True, 3, True, True)
+    defaults = server.options_from_flags(server.parse_flags(["--model_base_path=/m"]))
+    assert (defaults.method_name_check, defaults.saved_model_tags, defaults.tensor_content) == \
+        (False, ("serve",), False)
+
+
+def test_version_flag_prints_and_exits(capsys):
+    assert server.main(["--version"]) == 0
+    assert "TensorFlow ModelServer" in capsys.readouterr().out
 
 
 def test_a_model_source_is_required():
