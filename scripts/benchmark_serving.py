@@ -5,10 +5,15 @@ Usage (after a pipeline run has pushed a category model):
     .venv/bin/python scripts/benchmark_serving.py [--model-base-path workspace/serving/category]
 
 1. p50/p99 latency at batch 1 of the ``serving_images`` signature: a direct call on the loaded
-   SavedModel in this process, then the same request through ``fashion serve`` over gRPC
+   SavedModel in this process, and the same request through ``fashion serve`` over gRPC
    (tensorflow-serving-api stub) and over REST (JSON with base64), one client, one request at a
-   time. The server runs as a subprocess, as in production.
-2. Throughput (requests/s) with 1 and with 8 concurrent gRPC clients, batching on
+   time. The server runs as a subprocess, as in production. The three paths are timed in turn
+   (direct, gRPC, REST, direct, ...), so drift on this noisy machine hits them alike; the
+   overhead of a path is the median of its per-round differences from the direct call.
+2. The same on a model that does almost nothing with the image (its byte length), so the
+   server's own overhead (transport, proto/JSON conversion, thread hand-offs) is measured
+   without a 15 ms model's jitter around it.
+3. Throughput (requests/s) with 1 and with 8 concurrent gRPC clients, batching on
    (``--enable_batching`` with the parameters printed), and 8 clients with batching off.
 
 It prints a table and, last, one JSON line with every figure.
@@ -80,15 +85,62 @@ def stop_server(process) -> None:
     process.wait(timeout=60)
 
 
-def timed(call, count: int, warmup: int) -> list:
-    for _ in range(warmup):
-        call()
-    times = []
+def interleaved(calls: dict, count: int, warmup: int) -> dict:
+    """Seconds per call of each path, the paths called in turn ``count`` times."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    times = {name: [] for name in calls}
     for _ in range(count):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
     return times
+
+
+def write_null_model(export_dir: str) -> None:
+    """A SavedModel whose ``serving_images`` answers ``scores`` = [[byte length]]: the request
+    and answer travel as with a real model, the model itself costs next to nothing."""
+    import tensorflow as tf
+
+    class Null(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
+        def images(self, images):
+            return {SCORES_OUTPUT: tf.cast(tf.strings.length(images), tf.float32)[:, None]}
+
+    module = Null()
+    tf.saved_model.save(module, export_dir,
+                        signatures={SERVING_IMAGES: module.images.get_concrete_function()})
+
+
+def latency(base: str, name: str, image: bytes, args) -> dict:
+    """p50/p99 of the direct call, gRPC and REST on ``base``'s latest version, interleaved."""
+    import tensorflow as tf
+    model = tf.saved_model.load(latest_version(base))
+    signature = model.signatures[SERVING_IMAGES]
+    images = tf.constant([image])
+
+    def direct():
+        signature(**{IMAGES_INPUT: images})[SCORES_OUTPUT].numpy()
+    process, grpc_port, rest_port = start_server(base, name)
+    try:
+        grpc_call, channel = grpc_caller(grpc_port, name, image)
+        rest_call, connection = rest_caller(rest_port, name, image)
+        times = interleaved({"in_process": direct, "grpc": grpc_call, "rest": rest_call},
+                            args.requests, args.warmup)
+        channel.close()
+        connection.close()
+    finally:
+        stop_server(process)
+    figures = {}
+    for label, values in times.items():
+        figures[f"{label}_p50_ms"] = round(percentile(values, 50), 3)
+        figures[f"{label}_p99_ms"] = round(percentile(values, 99), 3)
+    for label in ("grpc", "rest"):
+        differences = np.subtract(times[label], times["in_process"])
+        figures[f"{label}_p50_overhead_ms"] = round(percentile(differences, 50), 3)
+    return figures
 
 
 def grpc_caller(port: int, name: str, image: bytes):
@@ -163,37 +215,22 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    import tensorflow as tf
     base = os.path.abspath(args.model_base_path)
     export_dir = latest_version(base)
     image = sample_image(args)
     results = {"model": export_dir, "image_bytes": len(image), "cpus": os.cpu_count()}
 
-    model = tf.saved_model.load(export_dir)
-    signature = model.signatures[SERVING_IMAGES]
-    images = tf.constant([image])
-    in_process = timed(lambda: signature(**{IMAGES_INPUT: images})[SCORES_OUTPUT].numpy(),
-                       args.requests, args.warmup)
-    del model
-
-    process, grpc_port, rest_port = start_server(base, args.model_name)
+    results.update(latency(base, args.model_name, image, args))
+    with tempfile.TemporaryDirectory() as folder:
+        write_null_model(os.path.join(folder, "null", "1"))
+        null = latency(os.path.join(folder, "null"), "null", image, args)
+    results.update({f"null_model_{key}": value for key, value in null.items()})
+    process, grpc_port, _ = start_server(base, args.model_name)
     try:
-        call, channel = grpc_caller(grpc_port, args.model_name, image)
-        by_grpc = timed(call, args.requests, args.warmup)
-        channel.close()
-        call, connection = rest_caller(rest_port, args.model_name, image)
-        by_rest = timed(call, args.requests, args.warmup)
-        connection.close()
         results["throughput_8_clients_no_batching"] = throughput(
             grpc_port, args.model_name, image, 8, args.seconds)
     finally:
         stop_server(process)
-    for label, values in (("in_process", in_process), ("grpc", by_grpc), ("rest", by_rest)):
-        results[f"{label}_p50_ms"] = round(percentile(values, 50), 3)
-        results[f"{label}_p99_ms"] = round(percentile(values, 99), 3)
-    for label in ("grpc", "rest"):
-        results[f"{label}_p50_overhead_ms"] = round(
-            results[f"{label}_p50_ms"] - results["in_process_p50_ms"], 3)
 
     with tempfile.TemporaryDirectory() as folder:
         batching_file = os.path.join(folder, "batching.txt")
@@ -217,11 +254,12 @@ def main() -> int:
         results["throughput_8_clients"] / results["throughput_1_client"], 2)
 
     print(f"model {export_dir} ({results['cpus']} CPUs), one {len(image)}-byte image")
-    print(f"{'path':<12}{'p50 ms':>10}{'p99 ms':>10}{'p50 overhead':>15}")
-    for label in ("in_process", "grpc", "rest"):
-        overhead = results.get(f"{label}_p50_overhead_ms", 0.0)
-        print(f"{label:<12}{results[f'{label}_p50_ms']:>10.2f}{results[f'{label}_p99_ms']:>10.2f}"
-              f"{overhead:>15.2f}")
+    print(f"{'path':<22}{'p50 ms':>10}{'p99 ms':>10}{'p50 overhead':>15}")
+    for prefix, title in (("", ""), ("null_model_", "null model ")):
+        for label in ("in_process", "grpc", "rest"):
+            overhead = results.get(f"{prefix}{label}_p50_overhead_ms", 0.0)
+            print(f"{title + label:<22}{results[f'{prefix}{label}_p50_ms']:>10.2f}"
+                  f"{results[f'{prefix}{label}_p99_ms']:>10.2f}{overhead:>15.2f}")
     print(f"throughput, batching on ({results['batching']}):")
     print(f"  1 client  {results['throughput_1_client']:8.1f} req/s")
     print(f"  8 clients {results['throughput_8_clients']:8.1f} req/s "

@@ -74,11 +74,39 @@ def tf_error_message(err: Exception) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
 
 
+def _bound_call(function, tensors: dict):
+    """Calls a loaded TF2 signature straight through ``ConcreteFunction._call_flat``, or
+    returns None when ``function`` is not one or the inputs do not bind plainly.
+
+    ``signature(**inputs)`` binds the keyword arguments to the function's structure and maps
+    every captured variable through a distribution-strategy check on each call (254 variables
+    on the default category model: about 0.5 ms a call). The server already checked names and
+    dtypes, and serves no distribution strategy, so it passes the flat inputs and the captured
+    handles itself. TensorFlow is pinned (2.16); anything unexpected falls back to the plain
+    call."""
+    from tensorflow.python.eager.polymorphic_function import concrete_function
+    if not isinstance(function, concrete_function.ConcreteFunction):
+        return None
+    try:
+        args, specs = function.structured_input_signature
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if args or not isinstance(specs, dict) or set(specs) != set(tensors) or any(
+            getattr(specs[k], "dtype", None) != tensors[k].dtype for k in specs):
+        return None
+    flat = [tensors[name] for name in sorted(specs)]  # nest.flatten's order for a dict
+    return concrete_function.ConcreteFunction._call_flat(  # noqa: SLF001
+        function, flat, function.captured_inputs)
+
+
 def call_signature(function, inputs: dict) -> dict:
     """Runs a loaded signature on numpy inputs; the outputs come back as numpy arrays."""
     import tensorflow as tf
     try:
-        outputs = function(**{k: tf.constant(v) for k, v in inputs.items()})
+        tensors = {k: tf.constant(v) for k, v in inputs.items()}
+        outputs = _bound_call(function, tensors)
+        if outputs is None:
+            outputs = function(**tensors)
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
         raise InvalidRequest(tf_error_message(err)) from None
     # TF2 signatures answer tensors, TF1 session bundles numpy arrays already.
