@@ -70,8 +70,13 @@ def cmd_generate(args) -> int:
     from components.catalog_import.spans import SpanWriter
     from components.synthetic_catalog import generator
     report = _progress("generate", args.num_images)
-    with SpanWriter(args.output, span=args.span, num_shards=args.shards,
-                    eval_fraction=args.eval_fraction) as writer:
+    try:
+        writer = SpanWriter(args.output, span=args.span, num_shards=args.shards,
+                            eval_fraction=args.eval_fraction)
+    except (FileExistsError, ValueError) as err:
+        print(f"fashion generate: error: {err}; nothing was written", file=sys.stderr)
+        return 2, None
+    with writer:
         for n, record in enumerate(generator.generate(args.seed, args.num_images,
                                                       args.image_size,
                                                       workers=os.cpu_count() or 1)):
@@ -96,6 +101,10 @@ def cmd_convert(args) -> int:
             else:
                 extra = {"records_imported": odapi.convert(args.source, writer, report,
                                                            args.limit)}
+    except FileExistsError as err:  # --span N of a span already written
+        print(f"fashion convert: error: {err}; nothing was written (omit --span to add the "
+              "next span)", file=sys.stderr)
+        return 2, None
     except (FileNotFoundError, csv_catalog.CatalogFormatError, ValueError) as err:
         print(f"fashion convert: error: {err}", file=sys.stderr)
         return 2, None

@@ -8,6 +8,7 @@ signatures and inputs this project's exported models add. Nothing here imports T
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 
@@ -102,14 +103,28 @@ def is_complete_saved_model(path: str) -> bool:
     return len({m.group(1) for m in shards if int(m.group(2)) == expected}) == expected
 
 
+MAX_VERSION = 2 ** 63 - 1  # versions are int64 in TF Serving's protos
+_REPORTED_VERSION_FOLDERS: set = set()
+
+
 def list_versions(base_path: str) -> dict[int, str]:
-    """Complete version folders under ``base_path``: ``{version: path}``."""
+    """Complete version folders under ``base_path``: ``{version: path}``. A folder named by
+    ASCII digits beyond the int64 range cannot be a version (TF Serving's version fields are
+    int64): it is ignored, with one log line."""
     if not os.path.isdir(base_path):
         return {}
     found = {}
     for name in os.listdir(base_path):
         path = os.path.join(base_path, name)
-        if name.isdigit() and os.path.isdir(path) and is_complete_saved_model(path):
+        if not (name.isascii() and name.isdigit()) or not os.path.isdir(path):
+            continue
+        if int(name) > MAX_VERSION:
+            if path not in _REPORTED_VERSION_FOLDERS:
+                _REPORTED_VERSION_FOLDERS.add(path)
+                logging.getLogger(__name__).warning(
+                    "ignoring %s: version %s is beyond the int64 range", path, name)
+            continue
+        if is_complete_saved_model(path):
             found[int(name)] = path
     return found
 

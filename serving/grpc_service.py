@@ -285,7 +285,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
         if self._reload_config is None:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server cannot reload its config")
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          "HandleReloadConfigRequest is off: start fashion serve with "
+                          "--allow_config_reload, or with --auth_token_file so that only "
+                          "token holders can reload")
         try:
             self._reload_config(request.config)
         except ServingError as err:

@@ -43,6 +43,9 @@ _SEARCH_PATH = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|"
                           r"(?:/labels/([^/:]+)))?:search")
 _ORIGIN = re.compile(r"https?://")
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+DEFAULT_LISTEN_BACKLOG = 1024
+DEFAULT_MAX_CONNECTIONS = 256
+AUTHENTICATE = 'Bearer realm="fashion serve"'
 IDLE_CONNECTION_SECONDS = 5
 JSON_TYPE = "application/json"
 CORS_HEADERS = (("Access-Control-Allow-Origin", "*"),
@@ -84,15 +87,20 @@ class RestApi:
         self._expected_auth = f"Bearer {token}".encode() if token else None
         self.catalog_search = CatalogSearch(service)
 
+    def authorized(self, authorization: str) -> bool:
+        """Whether a request with this ``Authorization`` header may be served."""
+        return self._expected_auth is None or hmac.compare_digest(
+            authorization.encode("latin-1", "replace"), self._expected_auth)
+
     def _deadline(self) -> Optional[float]:
         return time.monotonic() + self.timeout_seconds if self.timeout_seconds else None
 
     def _predict(self, name, version, label, body: bytes) -> bytes:
         document = tf_json.parse_body(body)
-        signature = self.service.signature(name, version, label,
-                                           tf_json.signature_name(document), "rest_predict")
+        requested = tf_json.signature_name(document)
+        signature = self.service.signature(name, version, label, requested, "rest_predict")
         request_format, arrays = tf_json.predict_inputs(document, signature.inputs,
-                                                        _element_budget)
+                                                        _element_budget, requested)
         outputs = self.service.predict(signature, arrays, self._deadline())
         return tf_json.predict_response(outputs, request_format)
 
@@ -139,8 +147,7 @@ class RestApi:
         """Answers one request: ``(http_status, content_type or None, payload bytes)``."""
         path = path.split("?", 1)[0]
         try:
-            if self._expected_auth is not None and not hmac.compare_digest(
-                    authorization.encode("latin-1", "replace"), self._expected_auth):
+            if not self.authorized(authorization):
                 raise Unauthenticated("missing or wrong bearer token")
             if self.metrics_path and path == self.metrics_path:
                 from serving.metrics import CONTENT_TYPE
@@ -191,9 +198,46 @@ class RestApi:
 
 def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
                 max_threads: int = 32,
-                ssl_context: Optional[ssl.SSLContext] = None) -> ThreadingHTTPServer:
-    """An HTTP(S) server for ``api``; beyond ``max_threads`` concurrent requests it answers 429."""
+                ssl_context: Optional[ssl.SSLContext] = None,
+                listen_backlog: int = DEFAULT_LISTEN_BACKLOG,
+                max_connections: int = DEFAULT_MAX_CONNECTIONS) -> ThreadingHTTPServer:
+    """An HTTP(S) server for ``api``; beyond ``max_threads`` concurrent requests it answers 429.
+
+    The socket listens with a ``listen_backlog`` queue (a burst of connections is not refused
+    by the kernel); beyond ``max_connections`` open connections a new one is answered 503 and
+    closed, so idle or slow clients cannot hold a thread each without limit. With a token, the
+    token is checked on the headers, before any body is read (401 with ``WWW-Authenticate``);
+    a body sent with ``Transfer-Encoding`` is refused (501) and the connection closed, so
+    nothing hidden in a chunked body is ever read as a request."""
     slots = threading.BoundedSemaphore(max_threads)
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = listen_backlog
+
+        def __init__(self, *args, **kwargs):
+            self.connections = threading.BoundedSemaphore(max_connections)
+            super().__init__(*args, **kwargs)
+
+        def process_request(self, request, client_address):
+            if not self.connections.acquire(blocking=False):
+                try:
+                    request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                    b"Connection: close\r\n\r\n")
+                except OSError:
+                    pass
+                self.shutdown_request(request)
+                return
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self.connections.release()
+                raise
+
+        def process_request_thread(self, request, client_address):
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                self.connections.release()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -202,7 +246,16 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
         # delayed ACK of the headers (~40 ms per keep-alive request).
         disable_nagle_algorithm = True
 
+        def _refuse(self, status, message: str):
+            self.close_connection = True  # the unread body makes the stream unusable
+            self._send(status, JSON_TYPE, tf_json.error_body(message))
+
         def _answer(self, method):
+            if not api.authorized(self.headers.get("Authorization", "")):
+                return self._refuse(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token")
+            if self.headers.get("Transfer-Encoding"):
+                return self._refuse(HTTPStatus.NOT_IMPLEMENTED, "Transfer-Encoding is not "
+                                    "supported: send the body with Content-Length")
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
@@ -235,6 +288,10 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
             if api.cors:
                 for header, value in CORS_HEADERS:
                     self.send_header(header, value)
+            if status == HTTPStatus.UNAUTHORIZED:
+                self.send_header("WWW-Authenticate", AUTHENTICATE)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -264,7 +321,7 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
         def log_message(self, *args):  # keep request logs off stderr
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = Server((host, port), Handler)
     if ssl_context is not None:
         server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
     # Non-daemon handler threads: server_close() waits for in-flight requests (graceful stop).

@@ -87,6 +87,10 @@ FLAGS = {
                         "(not the health check)"),
     "max_request_bytes": (int, 64 * 1024 * 1024, "largest gRPC message or REST body"),
     "max_concurrent_requests": (int, 64, "requests in flight before RESOURCE_EXHAUSTED / 429"),
+    "allow_config_reload": (_bool, False, "HandleReloadConfigRequest without a token (with "
+                            "--auth_token_file only token holders may reload)"),
+    "rest_api_listen_backlog": (int, 1024, "connections the REST socket queues before accept"),
+    "rest_api_max_connections": (int, 256, "open REST connections; more are answered 503"),
 }
 # tensorflow_model_server flags that mean nothing here (TFLite, GPUs, TPUs, XLA, its thread
 # pools, session tuning, load threads): accepted with their types so that TF Serving manifests
@@ -194,6 +198,9 @@ class ServerOptions:
     warmup_iterations: int = 1
     tensor_content: bool = False
     cors: bool = False
+    rest_backlog: int = 1024
+    allow_config_reload: bool = False
+    rest_max_connections: int = 256
 
 
 def options_from_flags(flags: dict) -> ServerOptions:
@@ -221,7 +228,8 @@ def options_from_flags(flags: dict) -> ServerOptions:
         if not token:
             raise FlagError("--auth_token_file is empty")
     for name in ("grpc_max_threads", "rest_api_num_threads", "max_request_bytes",
-                 "max_concurrent_requests", "file_system_poll_wait_seconds"):
+                 "max_concurrent_requests", "file_system_poll_wait_seconds",
+                 "rest_api_listen_backlog", "rest_api_max_connections"):
         if flags[name] < 1:
             raise FlagError(f"--{name} must be >= 1")
     if metrics_path and not flags["rest_api_port"]:
@@ -248,7 +256,10 @@ def options_from_flags(flags: dict) -> ServerOptions:
         method_name_check=flags["enable_signature_method_name_check"],
         saved_model_tags=tags, warmup_iterations=max(1, flags["num_request_iterations_for_warmup"]),
         tensor_content=flags["enable_serialization_as_tensor_content"],
-        cors=flags["rest_api_enable_cors_support"])
+        cors=flags["rest_api_enable_cors_support"],
+        rest_backlog=flags["rest_api_listen_backlog"],
+        rest_max_connections=flags["rest_api_max_connections"],
+        allow_config_reload=flags["allow_config_reload"])
 
 
 def _rest_ssl_context(settings: SslSettings) -> ssl.SSLContext:
@@ -294,6 +305,8 @@ class ModelServer:
         for spec in specs:
             self.models[spec.name] = self._served_model(spec)
         self._specs = list(specs)
+        self._rejected_specs: Optional[list] = None
+        self._reload_lock = threading.Lock()
         self.metrics = ServingMetrics(lambda: dict(self.models))
         runner = Runner(options.batching, options.max_concurrent,
                         on_batch=self.metrics.observe_batch)
@@ -339,37 +352,41 @@ class ModelServer:
         models are loaded before this returns, removed ones unloaded, changed policies applied.
 
         As ``ServerCore::WaitUntilModelsAvailable`` does, a new model that has no version
-        available afterwards makes this raise :class:`~serving.errors.Unknown` naming each such
-        model with its error; the new config stays in force (the failed model is listed
-        with its error by GetModelStatus)."""
-        with self._models_lock:
-            current = dict(self.models)
-        replaced, fresh_models = [], []
-        for spec in specs:
-            model = current.get(spec.name)
-            if model is not None and model.base_path == spec.base_path:
-                model.reconfigure(spec.policy, dict(spec.labels))
-                model.poll()
-                continue
-            fresh = self._served_model(spec)
-            fresh.poll()  # load before it replaces the old base path's versions
-            fresh_models.append(fresh)
+        available makes this raise :class:`~serving.errors.Unknown` with TF Serving's text
+        naming each such model and its error. Unlike TF Serving, which then keeps the broken
+        model in its config, nothing of the new config is applied: the models served before
+        keep serving."""
+        with self._reload_lock:
             with self._models_lock:
-                self.models[spec.name] = fresh
-            if model is not None:
-                replaced.append(model)
-        wanted = {s.name for s in specs}
-        with self._models_lock:
-            for name in [n for n in self.models if n not in wanted]:
-                replaced.append(self.models.pop(name))
-        for model in replaced:
-            model.unload_all()
-        self._specs = list(specs)
-        self._after_change()
-        unavailable = [_unavailable_text(m) for m in fresh_models if not m.loaded_versions()]
-        if unavailable:
-            raise Unknown(f"{len(unavailable)} model(s) did not become available: {{"
-                          + "".join(f"{{{text}}}, " for text in unavailable) + "}")
+                current = dict(self.models)
+            fresh = {}
+            for spec in specs:
+                model = current.get(spec.name)
+                if model is None or model.base_path != spec.base_path:
+                    fresh[spec.name] = self._served_model(spec)
+                    fresh[spec.name].poll()  # loaded before it replaces anything
+            unavailable = [_unavailable_text(m) for m in fresh.values()
+                           if not m.loaded_versions()]
+            if unavailable:
+                for model in fresh.values():
+                    model.unload_all()
+                raise Unknown(f"{len(unavailable)} model(s) did not become available: {{"
+                              + "".join(f"{{{text}}}, " for text in unavailable) + "}")
+            for spec in specs:
+                if spec.name not in fresh:
+                    current[spec.name].reconfigure(spec.policy, dict(spec.labels))
+                    current[spec.name].poll()
+            wanted = {s.name for s in specs}
+            with self._models_lock:
+                replaced = [m for name, m in self.models.items()
+                            if name not in wanted or name in fresh]
+                for name in [n for n in self.models if n not in wanted]:
+                    del self.models[name]
+                self.models.update(fresh)
+            for model in replaced:
+                model.unload_all()
+            self._specs = list(specs)
+            self._after_change()
 
     def reload_proto(self, config) -> None:
         """``HandleReloadConfigRequest``: reload from a ``ModelServerConfig`` message."""
@@ -390,8 +407,12 @@ class ModelServer:
             except ConfigError as err:
                 print(f"fashion serve: keeping the current models: {err}", file=sys.stderr)
                 continue
-            if specs != self._specs:
-                self.reload(specs)
+            if specs != self._specs and specs != self._rejected_specs:
+                try:
+                    self.reload(specs)
+                except Unknown as err:  # retried only when the file changes again
+                    self._rejected_specs = specs
+                    print(f"fashion serve: keeping the current models: {err}", file=sys.stderr)
 
     def start(self) -> None:
         from serving import rest
@@ -405,7 +426,8 @@ class ModelServer:
                                options.metrics_path, options.max_request_bytes, options.cors)
             self._rest = rest.make_server(
                 api, options.host, options.rest_port, options.rest_threads,
-                _rest_ssl_context(options.ssl) if options.ssl else None)
+                _rest_ssl_context(options.ssl) if options.ssl else None,
+                options.rest_backlog, options.rest_max_connections)
             self._threads.append(threading.Thread(target=self._rest.serve_forever, daemon=True))
         if options.grpc_port != 0 or options.grpc_socket_path:
             import grpc
@@ -425,7 +447,9 @@ class ModelServer:
             self._grpc, self.grpc_port, self._health = make_grpc_server(
                 self.service, addresses, max_workers=options.grpc_threads,
                 options=options.grpc_arguments, credentials=credentials, token=options.token,
-                reload_config=self.reload_proto, tensor_content=options.tensor_content)
+                reload_config=(self.reload_proto if options.token or options.allow_config_reload
+                               else None),
+                tensor_content=options.tensor_content)
             self._health.update(dict(self.models))
             self._grpc.start()
         for thread in self._threads:

@@ -73,10 +73,27 @@ def _escape_byte(match) -> bytes:
     return _ESCAPES.get(code) or b"\\u00%02X" % code
 
 
+def request_bytes(text: str) -> bytes:
+    """A request string's bytes: the raw body bytes it came from (invalid UTF-8 included, as
+    rapidjson keeps them); a lone surrogate from a ``\\u`` escape is refused as rapidjson
+    refuses it."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise InvalidRequest("JSON Parse error: The surrogate pair in string is invalid.") \
+            from None
+
+
 def json_string(value) -> bytes:
     """A JSON string as rapidjson's Writer writes it: control characters, ``"`` and ``\\``
     escaped, every other byte (UTF-8 or not) written as it is."""
-    raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+    if isinstance(value, str):
+        try:
+            raw = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate from a \u escape
+            raw = value.encode("utf-8", "surrogatepass")
+    else:
+        raw = bytes(value)
     return b'"' + _NEEDS_ESCAPE.sub(_escape_byte, raw) + b'"'
 
 
@@ -379,7 +396,7 @@ def _scalar(value, dtype):
     if name == "string":
         if not isinstance(value, str):
             raise _type_error(value, dtype)
-        return value.encode("utf-8", "surrogateescape")
+        return request_bytes(value)
     if name == "int64":
         if not _is_int(value, *_INT64):
             raise _type_error(value, dtype)
@@ -448,15 +465,16 @@ def _shape_text(shape: list) -> str:
 
 
 def predict_inputs(document: dict, input_dtypes: dict,
-                   budget: Callable[[object], int]) -> tuple:
+                   budget: Callable[[object], int], requested_signature: str = "") -> tuple:
     """``FillPredictRequestFromJson`` after the signature is known: ``(format, {alias:
     ndarray})`` with format ``"row"`` (``instances``) or ``"columnar"`` (``inputs``).
 
     ``input_dtypes`` maps the signature's input aliases to ``tf.DType``; ``budget(dtype)`` is
     the largest number of values one input may hold (checked while parsing, before any tensor
-    is made)."""
+    is made); ``requested_signature`` is the request's ``signature_name`` (for the message)."""
     if not input_dtypes:
-        raise InvalidRequest("Failed to get input map for signature")
+        raise InvalidRequest("Failed to get input map for signature: "
+                             + (requested_signature or "DEFAULT"))
     names = sorted(input_dtypes)
     has_instances, has_inputs = "instances" in document, "inputs" in document
     if has_instances and has_inputs:
@@ -582,7 +600,7 @@ def _add_feature_value(value, name: str, feature: dict) -> None:
         feature.setdefault("values", []).append(_b64(value))
     elif isinstance(value, str):
         check("bytes")
-        feature.setdefault("values", []).append(value.encode("utf-8", "surrogateescape"))
+        feature.setdefault("values", []).append(request_bytes(value))
     elif isinstance(value, float):
         check("float")
         feature.setdefault("values", []).append(value)

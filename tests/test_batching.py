@@ -132,3 +132,23 @@ def test_expired_requests_are_dropped_not_run():
 def test_invalid_batching_options(kwargs):
     with pytest.raises(ValueError):
         BatchingOptions(**kwargs)
+
+
+def test_loaded_signatures_are_called_through_their_flat_function(toy_models):
+    """The server calls a loaded TF2 signature with its flat inputs and captured handles (no
+    per-call structure binding); the answers are the plain call's, and anything that does not
+    bind plainly falls back to the plain call."""
+    from serving.batching import _bound_call, call_signature
+    _, servable = toy_models["toy"].resolve()
+    measure = servable.signatures["measure"]
+    tensors = {"data": tf.constant([b"ab", b"xyz"]), "weight": tf.constant([1.0, 2.0])}
+    bound = _bound_call(measure, tensors)
+    assert bound is not None
+    plain = measure(**tensors)
+    for key in plain:
+        np.testing.assert_array_equal(bound[key].numpy(), plain[key].numpy())
+    assert _bound_call(measure, {"data": tensors["data"]}) is None           # missing input
+    assert _bound_call(measure, {**tensors, "weight": tf.constant([1, 2])}) is None  # dtype
+    assert _bound_call(lambda **kwargs: kwargs, tensors) is None             # not a TF function
+    assert call_signature(servable.signatures["serving_default"],
+                          {"x": np.array([1.5], np.float32)})["y"].tolist() == [3.0]

@@ -283,3 +283,26 @@ def test_ccp_mapping_is_documented():
     text = open(readme).read()
     for ccp_id, (name, target) in ccp.CCP_LABEL_MAP.items():
         assert f"| {ccp_id} | {name} | {target or '—'} |" in text
+
+
+def test_converting_into_an_existing_span_is_a_clear_error_and_writes_nothing(tmp_path,
+                                                                              capsys):
+    """``--span N`` of a span already written: exit 2 with the reason, no traceback, the
+    existing span and the catalog root untouched."""
+    import fashion_cli
+    root = tmp_path / "catalog"
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.jpg").write_bytes(_jpeg())
+    (tmp_path / "catalog.csv").write_text("image_path,brand\nimages/a.jpg,acme\n")
+    assert fashion_cli.main(["convert", "csv", "--source", str(tmp_path / "catalog.csv"),
+                             "--output", str(root)]) == 0
+    before = sorted(os.walk(root))
+    capsys.readouterr()
+    for argv in (["convert", "csv", "--source", str(tmp_path / "catalog.csv")],
+                 ["generate", "--num-images", "2"]):
+        assert fashion_cli.main(argv + ["--output", str(root), "--span", "1"]) == 2
+        error = capsys.readouterr().err
+        assert "span-1 already exists" in error and "nothing was written" in error
+        assert "Traceback" not in error
+    assert sorted(os.walk(root)) == before

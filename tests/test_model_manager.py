@@ -43,6 +43,23 @@ def test_completeness_check(tmp_path):
     assert serving_api.list_versions(str(tmp_path)) == {1: str(tmp_path / "1")}
 
 
+def test_version_folders_beyond_int64_are_ignored_with_a_log_line(tmp_path, caplog):
+    """Such a folder broke Predict (INTERNAL) and GetModelStatus (UNKNOWN): TF Serving's
+    version fields are int64. It is skipped, and reported once, not on every poll."""
+    _push(tmp_path, 1)
+    _push(tmp_path, 2 ** 63)            # one beyond the range
+    _push(tmp_path, "٣")                # a Unicode digit int() would accept
+    model = mm.ServedModel("m", str(tmp_path), mm.VersionPolicy("all"), loader=_Loader())
+    with caplog.at_level("WARNING"):
+        model.poll()
+        model.poll()
+    assert model.loaded_versions() == [1]
+    assert [s.version for s in model.statuses()] == [1]
+    assert model.resolve() == (1, "model-1")
+    reports = [r for r in caplog.records if "beyond the int64 range" in r.getMessage()]
+    assert len(reports) == 1 and str(2 ** 63) in reports[0].getMessage()
+
+
 def test_latest_policy_swaps_only_after_the_new_version_is_available(tmp_path):
     _push(tmp_path, 1)
     loader = _Loader()

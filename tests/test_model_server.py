@@ -64,7 +64,7 @@ def _start(specs, **options):
 
 
 def test_reload_config_over_grpc(toy_base):
-    server = _start([ModelSpec("toy", str(toy_base))])
+    server = _start([ModelSpec("toy", str(toy_base))], allow_config_reload=True)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -274,5 +274,36 @@ def test_tls_token_and_unix_socket(toy_base, tmp_path):
             data=b'{"instances": [1.5]}', headers={"Authorization": "Bearer s3cret"})
         with urllib.request.urlopen(request, timeout=10, context=context) as response:
             assert json.loads(response.read()) == {"predictions": [3.0]}
+    finally:
+        server.stop()
+
+
+def test_config_reload_is_off_unless_allowed_or_token_only(toy_base, tmp_path):
+    """Before: anyone reaching the port could point a model at another folder. Now the reload
+    API is refused unless --allow_config_reload, or a token guards it."""
+    request = model_management_pb2.ReloadConfigRequest()
+    config = request.config.model_config_list.config.add()
+    config.name, config.base_path = "other", str(toy_base)
+    server = _start([ModelSpec("toy", str(toy_base))])
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            models = model_service_pb2_grpc.ModelServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as err:
+                models.HandleReloadConfigRequest(request, timeout=30)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "--allow_config_reload" in err.value.details()
+        assert set(server.models) == {"toy"}
+    finally:
+        server.stop()
+    server = _start([ModelSpec("toy", str(toy_base))], token="s3cret")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            models = model_service_pb2_grpc.ModelServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as err:
+                models.HandleReloadConfigRequest(request, timeout=30)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            models.HandleReloadConfigRequest(request, timeout=60,
+                                             metadata=[("authorization", "Bearer s3cret")])
+        assert set(server.models) == {"other"}
     finally:
         server.stop()

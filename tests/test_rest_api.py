@@ -8,6 +8,7 @@ Bodies are compared byte for byte with what ``tensorflow_model_server``'s code w
 import base64
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -181,6 +182,7 @@ def test_shapes_are_tensorflows_to_judge(models):
      "Failed to process element: 1 key: data of 'instances' list. Error: INVALID_ARGUMENT: "
      "JSON Value: 5 Type: Number is not of expected type: string"),
     ({}, "Missing 'inputs' or 'instances' key"),
+    ({"signature_name": "calls", "inputs": {}}, "Failed to get input map for signature: calls"),
 ])
 def test_malformed_predictions_get_tf_servings_messages(models, body, message):
     assert models.raw("POST", "/v1/models/toy:predict", json.dumps(body).encode()) == (
@@ -194,9 +196,20 @@ def test_malformed_predictions_get_tf_servings_messages(models, body, message):
     (b'{"instances": [1.0 2.0]}', "JSON Parse error: Missing a comma or ']' after an array "
      "element. at offset: 19"),
     (b"[1, 2]", "JSON Value: [1, 2] Is not object"),
+    (b'{"signature_name": "measure", "instances": [{"data": "\\ud800", "weight": 1.0}]}',
+     "Failed to process element: 0 key: data of 'instances' list. Error: INVALID_ARGUMENT: "
+     "JSON Parse error: The surrogate pair in string is invalid."),
 ])
 def test_bad_json_gets_rapidjsons_wording(models, raw, message):
     assert models.raw("POST", "/v1/models/toy:predict", raw)[::2] == (400, _error(message))
+
+
+def test_strings_keep_their_raw_bytes(models):
+    """Like rapidjson, bytes that are not UTF-8 reach the model as they were sent."""
+    status, _, body = models.raw("POST", "/v1/models/toy:predict", b'{"signature_name": '
+                                 b'"measure", "inputs": {"data": ["\xff\xfe"], "weight": [1.0]}}')
+    assert status == 200 and json.loads(body) == {"outputs": {
+        "length": [2], "raw_bytes": [{"b64": "//4="}], "weighted": [10.0]}}
 
 
 def test_text_after_the_json_object_is_ignored_as_in_tf_serving(models):
@@ -356,3 +369,106 @@ def test_overload_is_429(toy_models):
                                         b'{"instances": [1.0]}')
     assert status == 429 and "in flight" in json.loads(payload)["error"]
     assert api.handle("POST", "/v1/models/toy:predict", b'{"instances": [1.0]}')[0] == 200
+
+
+def _raw_exchange(port: int, data: bytes, seconds: float = 10.0) -> bytes:
+    """Sends ``data`` on a fresh connection and reads until the server closes it."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as connection:
+        connection.sendall(data)
+        received = b""
+        try:
+            while True:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return received
+                received += chunk
+        except socket.timeout:
+            return received + b"<timeout>"
+
+
+def test_a_chunked_body_is_refused_and_nothing_in_it_is_executed(toy_models):
+    """Before: ``Transfer-Encoding`` was ignored, the POST answered as bodiless and the chunk
+    parsed as a second request (request smuggling behind a proxy)."""
+    server, _ = _serve(rest.RestApi(InferenceService(toy_models)))
+    try:
+        smuggled = b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n\r\n"
+        answer = _raw_exchange(server.server_address[1], (
+            b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(smuggled) + smuggled
+            + b"\r\n0\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 501 ")
+        assert answer.count(b"HTTP/1.1 ") == 1 and b"model_version_status" not in answer
+        assert b"Transfer-Encoding is not supported" in answer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_token_is_checked_before_the_body_is_read(toy_models):
+    """Before: a client without the token could make the server read (and hold) a body of up
+    to --max_request_bytes. Now the headers alone get the 401, at once."""
+    server, _ = _serve(rest.RestApi(InferenceService(toy_models), token="s3cret"))
+    try:
+        start = time.monotonic()
+        answer = _raw_exchange(server.server_address[1], (
+            b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 60000000\r\n\r\n" + b"[" * 1000))  # the rest is never sent
+        assert time.monotonic() - start < 5
+        assert answer.startswith(b"HTTP/1.1 401 ")
+        assert b'WWW-Authenticate: Bearer realm="fashion serve"' in answer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_connections_are_bounded(toy_models):
+    """Before: every connection got a thread, without limit. Beyond max_connections a new one
+    is answered 503 and closed."""
+    import socket
+    server = rest.make_server(rest.RestApi(InferenceService(toy_models)), port=0,
+                              max_connections=4)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+        time.sleep(0.3)  # the four are accepted and hold their connection threads
+        assert _raw_exchange(port, b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n\r\n") \
+            .startswith(b"HTTP/1.1 503 ")
+        for connection in idle:
+            connection.close()
+        time.sleep(0.3)
+        assert _http_get(port, "/v1/models/toy")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_burst_of_connections_waits_in_the_listen_backlog(toy_models):
+    """Before: a backlog of 5, so a burst of 200 connections saw dozens time out. 200
+    connections opened while the server is not accepting yet all connect, and all are
+    answered once it is."""
+    import socket
+    server = rest.make_server(rest.RestApi(InferenceService(toy_models)), port=0)
+    port = server.server_address[1]
+    burst = []
+    try:
+        for _ in range(200):
+            connection = socket.create_connection(("127.0.0.1", port), timeout=3)
+            connection.sendall(b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n"
+                               b"Connection: close\r\n\r\n")
+            burst.append(connection)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        for connection in burst:
+            connection.settimeout(30)
+            assert connection.recv(12) == b"HTTP/1.1 200"
+    finally:
+        for connection in burst:
+            connection.close()
+        server.shutdown()
+        server.server_close()
+
+
+def _http_get(port: int, path: str):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        return response.status, response.read()

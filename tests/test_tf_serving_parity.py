@@ -118,7 +118,7 @@ def _start(bases, **options):
 
 @pytest.fixture(scope="module")
 def served(bases):
-    server = _start(bases)
+    server = _start(bases, allow_config_reload=True)
     channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
     yield server, prediction_service_pb2_grpc.PredictionServiceStub(channel)
     channel.close()
@@ -277,7 +277,8 @@ def test_outputs_in_tensor_content_on_request(bases):
         server.stop()
 
 
-def test_a_reload_whose_model_does_not_load_is_an_error_naming_it(served, tmp_path):
+def test_a_reload_whose_model_does_not_load_is_an_error_naming_it_and_changes_nothing(
+        served, tmp_path):
     server, _ = served
     broken = tmp_path / "broken" / "7"
     broken.mkdir(parents=True)
@@ -296,6 +297,8 @@ def test_a_reload_whose_model_does_not_load_is_an_error_naming_it(served, tmp_pa
     assert err.value.code() == grpc.StatusCode.UNKNOWN
     assert err.value.details().startswith(
         "1 model(s) did not become available: {{{name: broken version: 7} due to error: ")
+    # Unlike TF Serving (which keeps the broken model in its config), nothing was applied.
+    assert set(server.models) == {"half_plus_two", "half_plus_three"}
     assert server.models["half_plus_two"].loaded_versions() == [123, 124]
 
 
