@@ -6,7 +6,10 @@ A served model is a base path of numbered version folders (what the Pusher write
 wanted, with TF Serving's availability-preserving order: a new version becomes AVAILABLE before
 an old one is unloaded, and a version that fails to load leaves the old one serving and is
 reported with its error. A version folder is loaded only once it is complete (its SavedModel
-graph and every variables shard are present), so a half-copied push is never served.
+graph and every variables shard are present), so a half-copied push is never served. A version
+that failed is retried when any of its files changes (size or time: a copy still being written
+when it was first tried finishes without touching the folder's own time), with a backoff that
+doubles from one second to a minute between attempts.
 
 Loading goes through an injectable ``loader`` (default: ``tf.saved_model.load`` followed by the
 version's TF Serving warm-up requests), so the policy logic is tested without TensorFlow.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from typing import Callable, Optional
 
 from schemas.serving_api import list_versions
@@ -61,6 +65,25 @@ class VersionStatus:
     error_message: str = ""
 
 
+RETRY_BACKOFF_SECONDS = 1.0
+MAX_RETRY_BACKOFF_SECONDS = 60.0
+
+
+def version_files(path: str) -> tuple:
+    """``(relative path, size, mtime_ns)`` of every file in a version folder: what changes when
+    a copy still being written finishes, even when the folder's own time does not."""
+    found = []
+    for folder, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(folder, name)
+            try:
+                info = os.stat(full)
+            except OSError:
+                continue
+            found.append((os.path.relpath(full, path), info.st_size, info.st_mtime_ns))
+    return tuple(sorted(found))
+
+
 def _default_loader(path: str):
     from serving.warmup import load_servable
     return load_servable(path)
@@ -92,7 +115,8 @@ class ServedModel:
         self._lock = threading.Lock()
         self._servables: dict[int, object] = {}
         self._status: dict[int, VersionStatus] = {}
-        self._failed_paths: dict[int, float] = {}  # version -> mtime of the failed attempt
+        # version -> (its files' sizes and times when it failed, attempts, earliest retry)
+        self._failures: dict[int, tuple] = {}
         self._paths: dict[int, str] = {}
         self._signature_defs: dict[int, dict] = {}
         self._poll_lock = threading.Lock()  # one poll (or reload) at a time
@@ -108,21 +132,25 @@ class ServedModel:
         for version in wanted:
             if version in self._servables:
                 continue
-            mtime = os.path.getmtime(available[version])
-            if self._failed_paths.get(version) == mtime:
-                continue  # failed before and unchanged since: do not retry every poll
+            files = version_files(available[version])
+            failure = self._failures.get(version)
+            if failure is not None and (failure[0] == files or time.monotonic() < failure[2]):
+                continue  # unchanged since it failed, or changed but still backing off
             self._set(version, LOADING)
             try:
                 servable = self._loader(available[version])
             except Exception as err:  # any load failure is reported, never raised
-                self._failed_paths[version] = mtime
+                attempts = failure[1] + 1 if failure else 1
+                backoff = min(MAX_RETRY_BACKOFF_SECONDS,
+                              RETRY_BACKOFF_SECONDS * 2 ** (attempts - 1))
+                self._failures[version] = (files, attempts, time.monotonic() + backoff)
                 self._set(version, END, "UNKNOWN", f"{type(err).__name__}: {err}")
                 continue
             with self._lock:
                 self._servables[version] = servable
                 self._paths[version] = available[version]
                 self._signature_defs.pop(version, None)
-            self._failed_paths.pop(version, None)
+            self._failures.pop(version, None)
             self._set(version, AVAILABLE)
         wanted_loaded = [v for v in wanted if v in self._servables]
         for version in sorted(self._servables):

@@ -46,6 +46,7 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 DEFAULT_LISTEN_BACKLOG = 1024
 DEFAULT_MAX_CONNECTIONS = 256
 AUTHENTICATE = 'Bearer realm="fashion serve"'
+TLS_HANDSHAKE_SECONDS = 10
 IDLE_CONNECTION_SECONDS = 5
 JSON_TYPE = "application/json"
 CORS_HEADERS = (("Access-Control-Allow-Origin", "*"),
@@ -208,7 +209,8 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
     closed, so idle or slow clients cannot hold a thread each without limit. With a token, the
     token is checked on the headers, before any body is read (401 with ``WWW-Authenticate``);
     a body sent with ``Transfer-Encoding`` is refused (501) and the connection closed, so
-    nothing hidden in a chunked body is ever read as a request."""
+    nothing hidden in a chunked body is ever read as a request. The TLS handshake of each
+    connection runs in that connection's thread, bounded by ``TLS_HANDSHAKE_SECONDS``."""
     slots = threading.BoundedSemaphore(max_threads)
 
     class Server(ThreadingHTTPServer):
@@ -234,7 +236,16 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
                 raise
 
         def process_request_thread(self, request, client_address):
+            # The TLS handshake runs here, in the connection's own thread and with a timeout,
+            # not in the accept loop, where one idle TCP connection would block every client.
             try:
+                if ssl_context is not None:
+                    try:
+                        request.settimeout(TLS_HANDSHAKE_SECONDS)
+                        request = ssl_context.wrap_socket(request, server_side=True)
+                    except (OSError, ValueError):  # ssl.SSLError and timeouts are OSErrors
+                        self.shutdown_request(request)
+                        return
                 super().process_request_thread(request, client_address)
             finally:
                 self.connections.release()
@@ -322,8 +333,6 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
             pass
 
     server = Server((host, port), Handler)
-    if ssl_context is not None:
-        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
     # Non-daemon handler threads: server_close() waits for in-flight requests (graceful stop).
     server.daemon_threads = False
     return server

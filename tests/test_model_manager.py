@@ -1,6 +1,7 @@
 """Version management with TF Serving semantics: policies, completeness, safe swaps, errors."""
 
 import os
+import time
 
 import pytest
 
@@ -91,6 +92,33 @@ def test_broken_new_version_leaves_the_old_one_serving(tmp_path):
     assert status.state == mm.END and status.error_code == "UNKNOWN"
     assert "corrupt SavedModel" in status.error_message
     assert loader.loaded == [1]  # the broken version is not retried while unchanged
+
+
+def test_a_version_still_being_copied_is_retried_when_its_files_change(tmp_path, monkeypatch):
+    """Before: a version loaded while its data file was still being written failed for good,
+    because finishing the write does not change the folder's time. Now any file's size or time
+    counts, with a backoff between attempts."""
+    monkeypatch.setattr(mm, "RETRY_BACKOFF_SECONDS", 0.2)
+    path = _push(tmp_path, 1)
+    shard = path / "variables" / "variables.data-00000-of-00001"
+    shard.write_bytes(b"da")  # the copy is not finished
+
+    def loader(version_path):
+        if shard.read_bytes() != b"data":
+            raise ValueError("truncated variables")
+        return "model-1"
+    model = mm.ServedModel("category", str(tmp_path), loader=loader)
+    folder_time = os.stat(path).st_mtime_ns
+    model.poll()
+    assert model.statuses(1)[0].state == mm.END
+    with open(shard, "ab") as handle:  # the copy finishes: only the file changes
+        handle.write(b"ta")
+    assert os.stat(path).st_mtime_ns == folder_time
+    model.poll()  # within the backoff: not yet
+    assert model.statuses(1)[0].state == mm.END
+    time.sleep(0.3)
+    model.poll()
+    assert model.resolve() == (1, "model-1")
 
 
 def test_all_and_specific_policies_and_labels(tmp_path):

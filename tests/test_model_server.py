@@ -307,3 +307,23 @@ def test_config_reload_is_off_unless_allowed_or_token_only(toy_base, tmp_path):
         assert set(server.models) == {"other"}
     finally:
         server.stop()
+
+
+def test_an_idle_tls_connection_does_not_block_other_https_clients(toy_base):
+    """Before: the TLS handshake ran in the accept loop, so one TCP connection that never
+    started its handshake blocked every HTTPS client until it closed."""
+    import socket
+    key, cert = _self_signed()
+    server = _start([ModelSpec("toy", str(toy_base))], ssl=SslSettings(key, cert),
+                    rest_port=portpicker.pick_unused_port())
+    idle = socket.create_connection(("127.0.0.1", server.rest_port), timeout=30)
+    try:
+        context = ssl.create_default_context(cadata=cert)
+        start = time.monotonic()
+        with urllib.request.urlopen(f"https://localhost:{server.rest_port}/v1/models/toy",
+                                    timeout=5, context=context) as response:
+            assert response.status == 200
+        assert time.monotonic() - start < 5
+    finally:
+        idle.close()
+        server.stop()
