@@ -97,7 +97,8 @@ def cmd_convert(args) -> int:
                 extra = {"ccp": ccp.convert(args.source, writer, report, args.limit)}
             elif args.kind == "csv":
                 extra = {"csv_rows_written": csv_catalog.convert(args.source, writer, report,
-                                                                  args.limit)}
+                                                                  args.limit,
+                                                                  args.allow_outside)}
             else:
                 extra = {"records_imported": odapi.convert(args.source, writer, report,
                                                            args.limit)}
@@ -510,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--source", required=True,
                    help="ccp: data set folder; csv: the CSV file; odapi: a TFRecord glob")
     c.add_argument("--limit", type=int, default=None, help="convert at most this many inputs")
+    c.add_argument("--allow-outside", action="store_true",
+                   help="csv: read image paths outside the CSV's folder (../, absolute)")
     span_options(c)
     c.set_defaults(func=cmd_convert)
 

@@ -79,22 +79,22 @@ def mini_ccp(tmp_path):
     label_map[80:88, 10:22] = 21    # left heel
     label_map[80:88, 38:50] = 21    # right heel, far from the left one
     label_map[0:1, 0:1] = 2         # a 1-pixel bag fragment: noise
-    (root / "photos" / "0001.jpg").write_bytes(_jpeg())
+    (root / "photos" / "0001.jpg").write_bytes(_jpeg(color=(200, 30, 20)))
     savemat(root / "annotations" / "pixel-level" / "0001.mat", {"groundtruth": label_map})
-    (root / "photos" / "1005.jpg").write_bytes(_jpeg())
+    (root / "photos" / "1005.jpg").write_bytes(_jpeg(color=(200, 30, 40)))
     savemat(root / "annotations" / "image-level" / "1005.mat",
             {"tags": np.array([[0, 14, 21, 41, 47]])})  # dress, heels, skin, sunglasses
-    (root / "photos" / "0002.jpg").write_bytes(_jpeg())  # no annotation
+    (root / "photos" / "0002.jpg").write_bytes(_jpeg(color=(200, 30, 60)))  # no annotation
     (root / "photos" / "0003.jpg").write_bytes(b"\xff\xd8\xff garbage")
     savemat(root / "annotations" / "pixel-level" / "0003.mat", {"groundtruth": label_map})
     (root / "photos" / "0004.jpg").write_bytes(_jpeg(30, 30))
     savemat(root / "annotations" / "pixel-level" / "0004.mat", {"groundtruth": label_map})
-    (root / "photos" / "0005.jpg").write_bytes(_jpeg())
+    (root / "photos" / "0005.jpg").write_bytes(_jpeg(color=(200, 30, 80)))
     savemat(root / "annotations" / "pixel-level" / "0005.mat",
             {"groundtruth": np.zeros((90, 60, 3), np.uint8)})
-    (root / "photos" / "0006.jpg").write_bytes(_jpeg())
+    (root / "photos" / "0006.jpg").write_bytes(_jpeg(color=(200, 30, 100)))
     (root / "annotations" / "pixel-level" / "0006.mat").write_bytes(b"MATLAB garbage")
-    (root / "photos" / "0007.jpg").write_bytes(_jpeg())
+    (root / "photos" / "0007.jpg").write_bytes(_jpeg(color=(200, 30, 120)))
     savemat(root / "annotations" / "pixel-level" / "0007.mat",
             {"groundtruth": np.zeros((90, 60), np.uint8)})
     return root
@@ -191,6 +191,55 @@ def test_csv_catalog_converts_good_rows_and_reports_bad_ones(tmp_path):
     assert writer.summary.inputs == 9
 
 
+def test_csv_hostile_rows_cost_only_themselves(tmp_path):
+    """Before: one NUL byte or one field over 128 KiB aborted the run and lost every good row;
+    a FIFO hung the converter; a symlink to a listed image made a second record (possibly in
+    the other split); ``../`` and absolute paths read from anywhere on the host."""
+    import threading
+    images = tmp_path / "catalog" / "images"
+    images.mkdir(parents=True)
+    (images / "a.jpg").write_bytes(_jpeg(color=(1, 2, 3)))
+    (images / "b.jpg").write_bytes(_jpeg(color=(4, 5, 6)))
+    os.symlink(images / "a.jpg", images / "a-again.jpg")
+    os.mkfifo(images / "pipe.jpg")
+    outside = tmp_path / "secret.jpg"
+    outside.write_bytes(_jpeg(color=(7, 8, 9)))
+    lines = ["image_path,brand",
+             "images/a.jpg,acme",
+             "images/b.jpg,ac\0me",                    # NUL byte
+             "images/b.jpg," + "x" * 200_000,          # a field over csv's 128 KiB default
+             "images/pipe.jpg,acme",                   # a FIFO: must not block
+             "images/a-again.jpg,acme",                # the same image through a symlink
+             "../secret.jpg,acme",                     # leaves the catalog folder
+             f"{outside},acme",                        # absolute path outside
+             "images/b.jpg,acme"]                      # still read after all of the above
+    path = tmp_path / "catalog" / "catalog.csv"
+    path.write_text("\n".join(lines) + "\n")
+    done = {}
+
+    def run():
+        with spans.SpanWriter(str(tmp_path / "out")) as writer:
+            done["written"] = csv_catalog.convert(str(path), writer)
+        done["writer"] = writer
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the converter hung (FIFO)"
+    writer = done["writer"]
+    assert done["written"] == 2
+    assert sorted(r.source_id for _, r in _read_span(writer.span_dir)) == [
+        "catalog-images/a.jpg", "catalog-images/b.jpg"]
+    rejects = [(r["reason"], r["detail"]) for r in spans.read_rejects(writer.span_dir)]
+    reasons = sorted(reason for reason, _ in rejects)
+    assert reasons == sorted(["bad_csv_row", "bad_csv_row", "not_a_regular_file",
+                              "duplicate_image", "outside_catalog", "outside_catalog"])
+    assert ("bad_csv_row", "NUL byte in a field") in rejects
+    assert ("bad_csv_row", "field too long") in rejects
+    assert any(r == "duplicate_image" and "catalog-images/a.jpg" in d for r, d in rejects)
+    with spans.SpanWriter(str(tmp_path / "out")) as writer:  # the operator allows it
+        assert csv_catalog.convert(str(path), writer, allow_outside=True) == 3
+
+
 def test_csv_without_required_columns_fails_clearly(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("path,label\nx.jpg,y\n")
@@ -240,6 +289,39 @@ def test_odapi_import_checks_keys(tmp_path):
     records = {r.source_id: r for _, r in _read_span(writer.span_dir)}
     assert Image.open(io.BytesIO(records["od-5"].encoded)).mode == "RGB"
     assert records["od-1"].objects[0].garment == "jeans"
+
+
+def test_odapi_framing_is_checked_before_tensorflow_reads_a_record(tmp_path):
+    """Before: a 200-byte file declaring a 1 TiB record made TensorFlow's reader abort the
+    process, losing every good record of the run. The frames are checked first: the lying file
+    and a file with a corrupted record are rejected from the bad record on, with a reason, and
+    the good records (of other files, and before the bad one) are kept."""
+    import struct
+
+    from components.catalog_import.odapi import _masked_crc
+    records = [to_example(FashionRecord(f"od-{i}", _jpeg(color=(10 * i, 0, 0)), "jpeg", 90, 60))
+               .SerializeToString() for i in range(3)]
+    with tf.io.TFRecordWriter(str(tmp_path / "a-good.tfrecord")) as out:
+        out.write(records[0])
+    header = struct.pack("<Q", 2 ** 40)
+    (tmp_path / "b-lying.tfrecord").write_bytes(
+        header + struct.pack("<I", _masked_crc(header)) + b"\0" * 188)
+    flipped = tmp_path / "c-flipped.tfrecord"
+    with tf.io.TFRecordWriter(str(flipped)) as out:
+        out.write(records[1])
+        out.write(records[2])
+    data = bytearray(flipped.read_bytes())
+    data[len(data) - 100] ^= 0xFF  # inside the second record's data
+    flipped.write_bytes(bytes(data))
+    with spans.SpanWriter(str(tmp_path / "out")) as writer:
+        written = odapi.convert(str(tmp_path / "*.tfrecord"), writer)
+    assert written == 2  # od-0 and od-1
+    rejects = {r["source"].rsplit("/", 1)[-1]: r for r in spans.read_rejects(writer.span_dir)}
+    assert rejects["b-lying.tfrecord#0"]["reason"] == "corrupt_record"
+    assert f"declares {2 ** 40} bytes" in rejects["b-lying.tfrecord#0"]["detail"]
+    assert "CRC mismatch" in rejects["c-flipped.tfrecord#1"]["detail"]
+    # The framing reader agrees with TensorFlow's on good files.
+    assert list(odapi.read_tfrecords(str(tmp_path / "a-good.tfrecord"))) == [records[0]]
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

@@ -1,10 +1,17 @@
 """A generic catalog (image folder + CSV) → fashion records.
 
-The CSV needs ``image_path`` (relative to the CSV's folder, or absolute) and ``brand`` columns;
+The CSV needs ``image_path`` (relative to the CSV's folder) and ``brand`` columns;
 ``category`` (a project garment category), ``attributes`` (``family:value`` items separated by
 ``;`` or ``|``) and ``caption`` are optional. Other columns, such as those of the brand study's
 runway CSV (``collection_url``, ``image_url``, ``image_size`` ...), are ignored. Every row that
-cannot be converted is rejected with a reason; nothing is dropped silently.
+cannot be converted is rejected with a reason; nothing is dropped silently, and one bad row
+never costs the good ones: a row with a NUL byte or a field of any length is rejected alone.
+
+Image paths resolve under the CSV's folder; ``..`` or absolute paths leaving it are rejected
+(``outside_catalog``) unless ``allow_outside``. Only regular files are read (a FIFO or a device
+named in a row would block or never end), at most ``MAX_FILE_BYTES``. The same image listed
+twice, or reached again through a symlink, becomes one record; the others are rejected as
+``duplicate_image`` (see ``SpanWriter.add_serialized``).
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ from __future__ import annotations
 import csv
 import os
 import re
-from typing import Optional
+import stat
+from typing import Iterator, Optional
 
 from components.catalog_import import images as image_io
 from components.catalog_import.records import FashionRecord
@@ -23,6 +31,12 @@ OPTIONAL_COLUMNS = ("category", "attributes", "caption")
 _ATTRIBUTE_SPLIT = re.compile(r"[;|]")
 _ATTRIBUTES = frozenset(F.ATTRIBUTE_VOCABULARY)
 MAX_FIELD = 10_000
+# Fields beyond Python's default 128 KiB limit are read (and then rejected as too long), not
+# allowed to abort the whole file; beyond this the row is rejected by the csv module itself.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+# Python 3.10's csv refuses NUL bytes with an error that stops the file; they are read as this
+# character (never valid in a catalog), and the row holding one is rejected.
+_NUL_MARK = "\ufffe"
 
 
 class CatalogFormatError(ValueError):
@@ -33,12 +47,14 @@ def _normalise_category(value: str) -> str:
     return value.strip().lower().replace("-", "_").replace(" ", "_")
 
 
-def parse_row(row: dict, base_dir: str) -> tuple[str, dict]:
+def parse_row(row: dict, base_dir: str, allow_outside: bool = False) -> tuple[str, dict]:
     """Validates one CSV row; returns ``(image_path, labels)`` or raises RejectedInput."""
     if None in row or any(v is None for v in row.values()):
         raise image_io.RejectedInput("bad_csv_row", "wrong number of fields")
     if any(len(v) > MAX_FIELD for v in row.values()):
         raise image_io.RejectedInput("bad_csv_row", "field too long")
+    if any(_NUL_MARK in v for v in row.values()):
+        raise image_io.RejectedInput("bad_csv_row", "NUL byte in a field")
     path = row["image_path"].strip()
     if not path:
         raise image_io.RejectedInput("bad_csv_row", "empty image_path")
@@ -53,38 +69,74 @@ def parse_row(row: dict, base_dir: str) -> tuple[str, dict]:
     unknown = [a for a in attributes if a not in _ATTRIBUTES]
     if unknown:
         raise image_io.RejectedInput("unknown_attribute", ", ".join(unknown))
-    full_path = path if os.path.isabs(path) else os.path.join(base_dir, path)
+    full_path = os.path.normpath(os.path.join(base_dir, path))
+    if not allow_outside:
+        root = os.path.realpath(base_dir)
+        if os.path.commonpath([root, os.path.realpath(full_path)]) != root:
+            raise image_io.RejectedInput("outside_catalog", f"{path} leaves {base_dir} "
+                                         "(use --allow-outside to read it)")
     caption = (row.get("caption") or "").strip() or None
-    return os.path.normpath(full_path), {"brand": brand, "category": category,
+    return full_path, {"brand": brand, "category": category,
                                          "attributes": tuple(dict.fromkeys(attributes)),
                                          "caption": caption}
 
 
-def convert(csv_path: str, writer, progress=None, limit: Optional[int] = None) -> int:
-    """Converts every row of ``csv_path`` into ``writer``; returns the number written."""
+def read_regular_file(path: str, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes of ``path`` if it is a regular file (after symlinks);
+    RejectedInput otherwise. Opened without blocking, so a FIFO cannot hang the converter."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as err:
+        raise image_io.RejectedInput("missing_file", f"{path}: {err.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise image_io.RejectedInput("not_a_regular_file", path)
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            return handle.read(max_bytes + 1)
+    except OSError as err:
+        raise image_io.RejectedInput("missing_file", f"{path}: {err.strerror}") from None
+    finally:
+        os.close(descriptor)
+
+
+def _lines(handle) -> Iterator[str]:
+    for line in handle:
+        yield line.replace("\0", _NUL_MARK) if "\0" in line else line
+
+
+def convert(csv_path: str, writer, progress=None, limit: Optional[int] = None,
+            allow_outside: bool = False) -> int:
+    """Converts every row of ``csv_path`` into ``writer``; returns the number written.
+    ``allow_outside`` lets ``image_path`` leave the CSV's folder."""
     base_dir = os.path.dirname(os.path.abspath(csv_path))
     written = 0
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with open(csv_path, newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(_lines(handle))
         columns = [c.strip() for c in (reader.fieldnames or [])]
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise CatalogFormatError(
                 f"{csv_path}: missing required column(s) {missing}; found {columns}")
         reader.fieldnames = columns
-        for n, row in enumerate(reader):
-            if limit is not None and n >= limit:
+        n = 0
+        while limit is None or n < limit:
+            try:
+                row = next(reader)
+            except StopIteration:
                 break
+            except csv.Error as err:  # this row only; the reader goes on with the next line
+                writer.reject(f"{csv_path}:{reader.line_num}", "bad_csv_row", str(err),
+                              count_input=True)
+                n += 1
+                continue
             if progress:
                 progress(n)
+            n += 1
             line = f"{csv_path}:{reader.line_num}"
             try:
-                image_path, labels = parse_row(row, base_dir)
-                try:
-                    with open(image_path, "rb") as image_file:
-                        data = image_file.read(image_io.MAX_FILE_BYTES + 1)
-                except OSError as err:
-                    raise image_io.RejectedInput("missing_file", f"{image_path}: {err.strerror}")
+                image_path, labels = parse_row(row, base_dir, allow_outside)
+                data = read_regular_file(image_path, image_io.MAX_FILE_BYTES)
                 image = image_io.normalize_image(data)
             except image_io.RejectedInput as err:
                 writer.reject(line, err.reason, err.detail, count_input=True)

@@ -6,12 +6,19 @@ hold known values. The image is checked and normalised like any other input (a r
 replaces the original bytes; an EXIF-rotated one is stored upright, with its boxes and label
 map turned the same way). Records failing a check are rejected with a reason; a corrupt
 file is rejected from the first unreadable record on (TFRecord framing cannot resynchronise).
+
+The framing is read here, not by TensorFlow: each record's declared length is checked against
+the bytes left in the file and ``MAX_RECORD_BYTES`` before anything is allocated, and both
+CRCs are verified. TensorFlow's reader trusts the length (a 200-byte file declaring a 1 TiB
+record makes it abort the process, losing every good record of the run).
 """
 
 from __future__ import annotations
 
 import glob
-from typing import Optional
+import os
+import struct
+from typing import Iterator, Optional
 
 from components.catalog_import import images as image_io
 from schemas import features as F
@@ -32,6 +39,47 @@ _CLOSED = {
     F.ATTRIBUTES: frozenset(F.ATTRIBUTE_VOCABULARY),
     F.IMAGE_FORMAT: frozenset(F.IMAGE_FORMATS), F.SEGMENTATION_FORMAT: frozenset(F.IMAGE_FORMATS),
 }
+
+
+MAX_RECORD_BYTES = 256 * 1024 * 1024  # one image record; far above any real photo
+
+
+class CorruptRecord(ValueError):
+    """The TFRecord framing is broken from this record on."""
+
+
+def _masked_crc(data: bytes) -> int:
+    import google_crc32c
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def read_tfrecords(path: str, max_record_bytes: int = MAX_RECORD_BYTES) -> Iterator[bytes]:
+    """The records of an uncompressed TFRecord file, each frame checked before it is read:
+    header CRC, a declared length that fits the file and ``max_record_bytes``, data CRC.
+    Raises CorruptRecord (with the reason) at the first bad frame."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        index = 0
+        while True:
+            header = handle.read(12)
+            if not header:
+                return
+            if len(header) < 12:
+                raise CorruptRecord(f"record {index}: truncated header ({len(header)} bytes)")
+            length, length_crc = struct.unpack("<QI", header)
+            if _masked_crc(header[:8]) != length_crc:
+                raise CorruptRecord(f"record {index}: corrupted length (header CRC mismatch)")
+            left = size - handle.tell() - 4
+            if length > left or length > max_record_bytes:
+                raise CorruptRecord(f"record {index} declares {length} bytes; {max(left, 0)} "
+                                    f"are left in the file (limit {max_record_bytes})")
+            data = handle.read(length)
+            (data_crc,) = struct.unpack("<I", handle.read(4))
+            if _masked_crc(data) != data_crc:
+                raise CorruptRecord(f"record {index}: corrupted data (CRC mismatch)")
+            yield data
+            index += 1
 
 
 def check_example(example) -> None:
@@ -96,7 +144,7 @@ def convert(pattern: str, writer, progress=None, limit: Optional[int] = None) ->
     n = 0
     for path in paths:
         index = 0
-        iterator = iter(tf.data.TFRecordDataset(path).as_numpy_iterator())
+        iterator = read_tfrecords(path)
         while True:
             if limit is not None and n >= limit:
                 return written
@@ -105,9 +153,8 @@ def convert(pattern: str, writer, progress=None, limit: Optional[int] = None) ->
                 serialized = next(iterator)
             except StopIteration:
                 break
-            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
-                writer.reject(where, "corrupt_record", err.message.splitlines()[0],
-                              count_input=True)
+            except (CorruptRecord, OSError) as err:
+                writer.reject(where, "corrupt_record", str(err), count_input=True)
                 break
             n += 1
             index += 1
@@ -146,6 +193,7 @@ def convert(pattern: str, writer, progress=None, limit: Optional[int] = None) ->
             source_id = feature[F.IMAGE_SOURCE_ID].bytes_list.value[0].decode("utf-8", "replace")
             has_boxes = len(feature[F.BBOX_XMIN].float_list.value) > 0 if F.BBOX_XMIN in feature \
                 else False
-            if writer.add_serialized(source_id, example.SerializeToString(), has_boxes):
+            if writer.add_serialized(source_id, example.SerializeToString(), has_boxes,
+                                     feature[F.IMAGE_ENCODED].bytes_list.value[0]):
                 written += 1
     return written

@@ -100,6 +100,7 @@ class SpanWriter:
         self._with_boxes = 0
         self._rejects: list[tuple[str, str, str]] = []
         self._seen_ids: set[str] = set()
+        self._seen_images: dict[bytes, str] = {}
         self._inputs = 0
         self._start = time.monotonic()
 
@@ -120,14 +121,26 @@ class SpanWriter:
         """Writes a :class:`~components.catalog_import.records.FashionRecord`; returns its split."""
         from components.catalog_import.records import to_example
         return self.add_serialized(record.source_id, to_example(record).SerializeToString(),
-                                   bool(record.objects))
+                                   bool(record.objects), record.encoded)
 
-    def add_serialized(self, source_id: str, serialized: bytes, has_boxes: bool) -> str:
-        """Writes a serialized example; returns its split ("" for a rejected duplicate)."""
+    def add_serialized(self, source_id: str, serialized: bytes, has_boxes: bool,
+                       image: Optional[bytes] = None) -> str:
+        """Writes a serialized example; returns its split ("" for a rejected duplicate).
+
+        A record whose ``image`` bytes were already written under another id (the same file
+        listed twice, a symlink to a listed file) is rejected as ``duplicate_image``, naming
+        the first: the same photo must not land in both train and eval."""
         self._inputs += 1
         if source_id in self._seen_ids:
             self.reject(source_id, "duplicate_source_id")
             return ""
+        if image is not None:
+            digest = hashlib.sha256(image).digest()
+            first = self._seen_images.get(digest)
+            if first is not None:
+                self.reject(source_id, "duplicate_image", f"same image as {first}")
+                return ""
+            self._seen_images[digest] = source_id
         self._seen_ids.add(source_id)
         split = assign_split(source_id, self.eval_fraction)
         shard = int(hashlib.md5(source_id.encode()).hexdigest(), 16) % self.num_shards
