@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import socket
 import ssl
 import threading
 import time
@@ -218,7 +219,34 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
 
         def __init__(self, *args, **kwargs):
             self.connections = threading.BoundedSemaphore(max_connections)
+            self.draining = threading.Event()
+            self._lock = threading.Lock()
+            self._idle: set = set()       # keep-alive connections waiting for a request
+            self._workers: set = set()    # connection threads
             super().__init__(*args, **kwargs)
+
+        def mark_idle(self, connection, idle: bool) -> None:
+            with self._lock:
+                (self._idle.add if idle else self._idle.discard)(connection)
+
+        def drain(self, grace_seconds: float) -> bool:
+            """Graceful stop: no new connections, idle keep-alive connections closed, every
+            answer from now on with ``Connection: close``, in-flight requests given up to
+            ``grace_seconds``. Returns whether they all finished."""
+            self.draining.set()
+            self.shutdown()  # ends the accept loop
+            with self._lock:
+                idle, workers = list(self._idle), list(self._workers)
+            for connection in idle:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            deadline = time.monotonic() + grace_seconds
+            for worker in workers:
+                worker.join(max(0.0, deadline - time.monotonic()))
+            self.server_close()
+            return not any(worker.is_alive() for worker in workers)
 
         def process_request(self, request, client_address):
             if not self.connections.acquire(blocking=False):
@@ -238,6 +266,8 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
         def process_request_thread(self, request, client_address):
             # The TLS handshake runs here, in the connection's own thread and with a timeout,
             # not in the accept loop, where one idle TCP connection would block every client.
+            with self._lock:
+                self._workers.add(threading.current_thread())
             try:
                 if ssl_context is not None:
                     try:
@@ -248,6 +278,8 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
                         return
                 super().process_request_thread(request, client_address)
             finally:
+                with self._lock:
+                    self._workers.discard(threading.current_thread())
                 self.connections.release()
 
     class Handler(BaseHTTPRequestHandler):
@@ -261,7 +293,20 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
             self.close_connection = True  # the unread body makes the stream unusable
             self._send(status, JSON_TYPE, tf_json.error_body(message))
 
+        def handle_one_request(self):
+            if self.server.draining.is_set():
+                self.close_connection = True
+                return
+            self.server.mark_idle(self.connection, True)
+            try:
+                super().handle_one_request()
+            finally:
+                self.server.mark_idle(self.connection, False)
+
         def _answer(self, method):
+            self.server.mark_idle(self.connection, False)
+            if self.server.draining.is_set():
+                return self._refuse(HTTPStatus.SERVICE_UNAVAILABLE, "the server is shutting down")
             if not api.authorized(self.headers.get("Authorization", "")):
                 return self._refuse(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token")
             if self.headers.get("Transfer-Encoding"):
@@ -301,6 +346,8 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
                     self.send_header(header, value)
             if status == HTTPStatus.UNAUTHORIZED:
                 self.send_header("WWW-Authenticate", AUTHENTICATE)
+            if self.server.draining.is_set():
+                self.close_connection = True
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.send_header("Content-Length", str(len(payload)))
@@ -333,6 +380,7 @@ def make_server(api: RestApi, host: str = "127.0.0.1", port: int = 8501,
             pass
 
     server = Server((host, port), Handler)
-    # Non-daemon handler threads: server_close() waits for in-flight requests (graceful stop).
-    server.daemon_threads = False
+    # Connection threads are daemons: Server.drain waits for in-flight requests, up to a grace
+    # period, and the process can exit after it even if a request is stuck in a model.
+    server.daemon_threads = True
     return server

@@ -20,6 +20,7 @@ import ssl
 import sys
 import tempfile
 import threading
+import time
 from typing import Optional
 
 from serving.batching import BatchingOptions, Runner
@@ -89,6 +90,8 @@ FLAGS = {
     "max_concurrent_requests": (int, 64, "requests in flight before RESOURCE_EXHAUSTED / 429"),
     "allow_config_reload": (_bool, False, "HandleReloadConfigRequest without a token (with "
                             "--auth_token_file only token holders may reload)"),
+    "shutdown_grace_seconds": (float, 10.0, "on SIGTERM, how long in-flight requests may "
+                               "finish before the process exits"),
     "rest_api_listen_backlog": (int, 1024, "connections the REST socket queues before accept"),
     "rest_api_max_connections": (int, 256, "open REST connections; more are answered 503"),
 }
@@ -200,6 +203,7 @@ class ServerOptions:
     cors: bool = False
     rest_backlog: int = 1024
     allow_config_reload: bool = False
+    shutdown_grace_seconds: float = 10.0
     rest_max_connections: int = 256
 
 
@@ -235,6 +239,8 @@ def options_from_flags(flags: dict) -> ServerOptions:
     if metrics_path and not flags["rest_api_port"]:
         raise FlagError("--monitoring_config_file needs --rest_api_port (metrics are served "
                         "on the REST port)")
+    if flags["shutdown_grace_seconds"] < 0:
+        raise FlagError("--shutdown_grace_seconds must be >= 0")
     tags = tuple(t.strip() for t in flags["saved_model_tags"].split(",") if t.strip())
     if not tags:
         raise FlagError("--saved_model_tags needs at least one tag")
@@ -259,7 +265,8 @@ def options_from_flags(flags: dict) -> ServerOptions:
         cors=flags["rest_api_enable_cors_support"],
         rest_backlog=flags["rest_api_listen_backlog"],
         rest_max_connections=flags["rest_api_max_connections"],
-        allow_config_reload=flags["allow_config_reload"])
+        allow_config_reload=flags["allow_config_reload"],
+        shutdown_grace_seconds=flags["shutdown_grace_seconds"])
 
 
 def _rest_ssl_context(settings: SslSettings) -> ssl.SSLContext:
@@ -459,16 +466,22 @@ class ModelServer:
     def rest_port(self) -> Optional[int]:
         return self._rest.server_address[1] if self._rest else None
 
-    def stop(self) -> None:
-        """Stops polling; in-flight gRPC (10 s grace) and REST requests finish first."""
+    def stop(self) -> bool:
+        """Graceful stop within ``shutdown_grace_seconds``: health turns NOT_SERVING, no new
+        calls or connections are taken, idle REST keep-alive connections are closed, in-flight
+        gRPC and REST requests get the grace period to finish. Returns whether they did."""
         self._stop.set()
+        grace = self.options.shutdown_grace_seconds
+        deadline = time.monotonic() + grace
+        if self._rest:
+            self._rest.draining.set()  # first: keep-alive clients get no further answers
         if self._health is not None:
             self._health.shutting_down()
-        if self._grpc:
-            self._grpc.stop(grace=10).wait()
-        if self._rest:
-            self._rest.shutdown()
-            self._rest.server_close()
+        stopped = self._grpc.stop(grace=grace) if self._grpc else None
+        finished = self._rest.drain(grace) if self._rest else True
+        if stopped is not None:
+            finished = stopped.wait(max(0.0, deadline - time.monotonic())) and finished
+        return finished
 
 
 def help_text() -> str:
@@ -524,5 +537,13 @@ def main(argv: list[str]) -> int:
           f"{options.host}:{server.rest_port}; models: "
           + ", ".join(f"{s.name} <- {s.base_path}" for s in specs), file=sys.stderr, flush=True)
     done.wait()
-    server.stop()
+    print("fashion serve: stopping (grace "
+          f"{options.shutdown_grace_seconds:g} s)", file=sys.stderr, flush=True)
+    if not server.stop():
+        # A request still running in a model must not keep the process past its grace period
+        # (interpreter exit would wait for the gRPC worker threads).
+        print("fashion serve: in-flight requests did not finish in time; exiting",
+              file=sys.stderr, flush=True)
+        sys.stderr.flush()
+        os._exit(0)
     return 0
