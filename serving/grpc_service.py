@@ -27,7 +27,8 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
 from schemas.serving_api import CLASSIFY_METHOD, REGRESS_METHOD, SERVING_DEFAULT
-from serving.errors import InvalidRequest, ModelNotFound, ServingError, Unimplemented
+from serving.errors import (InvalidRequest, ModelNotFound, RequestTooLarge, ServingError,
+                            Unimplemented)
 from serving.inference import InferenceService, serialized_examples, status_response
 
 MAX_ELEMENTS = 64 * 1024 * 1024  # per input tensor
@@ -80,7 +81,7 @@ def tensor_proto(value) -> object:
     return proto
 
 
-def array_from_proto(name: str, proto, dtype) -> np.ndarray:
+def array_from_proto(name: str, proto, dtype, max_rows: Optional[int] = None) -> np.ndarray:
     """A numpy array for request input ``name`` of signature dtype ``dtype`` (``tf.DType``).
 
     What protects memory is checked before anything is allocated: the dtype, non-negative dims,
@@ -95,6 +96,9 @@ def array_from_proto(name: str, proto, dtype) -> np.ndarray:
     dims = [d.size for d in proto.tensor_shape.dim]
     if any(d < 0 for d in dims):
         raise InvalidRequest(f"input {name!r}: negative dimension in {dims}")
+    if max_rows is not None and dims and dims[0] > max_rows:
+        raise RequestTooLarge(f"{dims[0]} rows in one request exceed --max_request_rows "
+                              f"({max_rows})")
     budget = MAX_STRING_ELEMENTS if dtype == tf.string else MAX_ELEMENTS
     elements = 1
     for d in dims:
@@ -146,7 +150,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             self._service.check_input_names(signature, request.inputs)
             wanted = self._service.check_output_filter(signature, request.output_filter)
             dtypes = signature.inputs
-            inputs = {k: array_from_proto(k, v, dtypes[k]) for k, v in request.inputs.items()}
+            inputs = {k: array_from_proto(k, v, dtypes[k], self._service.max_rows)
+                      for k, v in request.inputs.items()}
             outputs = self._service.predict(signature, inputs, _deadline(context), False)
             response = predict_pb2.PredictResponse()
             self._set_spec(response.model_spec, signature)

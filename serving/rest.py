@@ -45,6 +45,7 @@ _SEARCH_PATH = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|"
 _ORIGIN = re.compile(r"https?://")
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 DEFAULT_LISTEN_BACKLOG = 1024
+DEFAULT_MAX_JSON_VALUES = 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 256
 AUTHENTICATE = 'Bearer realm="fashion serve"'
 TLS_HANDSHAKE_SECONDS = 10
@@ -80,8 +81,10 @@ class RestApi:
 
     def __init__(self, service: InferenceService, timeout_seconds: Optional[float] = 30.0,
                  token: Optional[str] = None, metrics_path: Optional[str] = None,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, cors: bool = False):
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, cors: bool = False,
+                 max_json_values: int = DEFAULT_MAX_JSON_VALUES):
         self.service = service
+        self.max_json_values = max_json_values
         self.timeout_seconds = timeout_seconds
         self.metrics_path = metrics_path
         self.max_body_bytes = max_body_bytes
@@ -97,8 +100,17 @@ class RestApi:
     def _deadline(self) -> Optional[float]:
         return time.monotonic() + self.timeout_seconds if self.timeout_seconds else None
 
+    def _parse(self, body: bytes) -> dict:
+        # Parsed JSON costs ~300 bytes a value (57 MiB of short strings took 3.9 GB): count
+        # the values (at most one more than the commas) before parsing.
+        values = body.count(b",") + 1
+        if values > self.max_json_values:
+            raise RequestTooLarge(f"about {values} JSON values exceed --max_json_values "
+                                  f"({self.max_json_values})")
+        return tf_json.parse_body(body)
+
     def _predict(self, name, version, label, body: bytes) -> bytes:
-        document = tf_json.parse_body(body)
+        document = self._parse(body)
         requested = tf_json.signature_name(document)
         signature = self.service.signature(name, version, label, requested, "rest_predict")
         request_format, arrays = tf_json.predict_inputs(document, signature.inputs,
@@ -107,7 +119,7 @@ class RestApi:
         return tf_json.predict_response(outputs, request_format)
 
     def _classify_or_regress(self, method, name, version, label, body: bytes) -> bytes:
-        document = tf_json.parse_body(body)
+        document = self._parse(body)
         signature_name = tf_json.signature_name(document)
         examples = serialized_examples(tf_json.classify_regress_input(document))
         signature = self.service.signature(name, version, label, signature_name, method)
@@ -129,6 +141,9 @@ class RestApi:
         return tf_json.metadata_response(spec, signature_map)
 
     def _search(self, name, version, label, body: bytes) -> bytes:
+        if body.count(b",") + 1 > self.max_json_values:
+            raise RequestTooLarge(f"more JSON values than --max_json_values "
+                                  f"({self.max_json_values})")
         try:
             document = json.loads(body or b"")
         except (ValueError, RecursionError) as err:

@@ -90,6 +90,10 @@ FLAGS = {
     "max_concurrent_requests": (int, 64, "requests in flight before RESOURCE_EXHAUSTED / 429"),
     "allow_config_reload": (_bool, False, "HandleReloadConfigRequest without a token (with "
                             "--auth_token_file only token holders may reload)"),
+    "max_request_rows": (int, 256, "rows (examples, dimension 0) one request may carry; more "
+                         "are RESOURCE_EXHAUSTED / 413"),
+    "max_json_values": (int, 1024 * 1024, "values one REST JSON body may hold (counted before "
+                        "parsing); more are 413"),
     "shutdown_grace_seconds": (float, 10.0, "on SIGTERM, how long in-flight requests may "
                                "finish before the process exits"),
     "rest_api_listen_backlog": (int, 1024, "connections the REST socket queues before accept"),
@@ -204,6 +208,8 @@ class ServerOptions:
     rest_backlog: int = 1024
     allow_config_reload: bool = False
     shutdown_grace_seconds: float = 10.0
+    max_request_rows: int = 256
+    max_json_values: int = 1024 * 1024
     rest_max_connections: int = 256
 
 
@@ -233,7 +239,8 @@ def options_from_flags(flags: dict) -> ServerOptions:
             raise FlagError("--auth_token_file is empty")
     for name in ("grpc_max_threads", "rest_api_num_threads", "max_request_bytes",
                  "max_concurrent_requests", "file_system_poll_wait_seconds",
-                 "rest_api_listen_backlog", "rest_api_max_connections"):
+                 "rest_api_listen_backlog", "rest_api_max_connections", "max_request_rows",
+                 "max_json_values"):
         if flags[name] < 1:
             raise FlagError(f"--{name} must be >= 1")
     if metrics_path and not flags["rest_api_port"]:
@@ -266,7 +273,8 @@ def options_from_flags(flags: dict) -> ServerOptions:
         rest_backlog=flags["rest_api_listen_backlog"],
         rest_max_connections=flags["rest_api_max_connections"],
         allow_config_reload=flags["allow_config_reload"],
-        shutdown_grace_seconds=flags["shutdown_grace_seconds"])
+        shutdown_grace_seconds=flags["shutdown_grace_seconds"],
+        max_request_rows=flags["max_request_rows"], max_json_values=flags["max_json_values"])
 
 
 def _rest_ssl_context(settings: SslSettings) -> ssl.SSLContext:
@@ -318,7 +326,7 @@ class ModelServer:
         runner = Runner(options.batching, options.max_concurrent,
                         on_batch=self.metrics.observe_batch)
         self.service = InferenceService(self.models, runner, self.metrics,
-                                        options.method_name_check)
+                                        options.method_name_check, options.max_request_rows)
         self._stop = threading.Event()
         self._rest = None
         self._grpc = None
@@ -430,7 +438,8 @@ class ModelServer:
         options = self.options
         if options.rest_port != 0:
             api = rest.RestApi(self.service, options.rest_timeout_seconds, options.token,
-                               options.metrics_path, options.max_request_bytes, options.cors)
+                               options.metrics_path, options.max_request_bytes, options.cors,
+                               options.max_json_values)
             self._rest = rest.make_server(
                 api, options.host, options.rest_port, options.rest_threads,
                 _rest_ssl_context(options.ssl) if options.ssl else None,

@@ -97,15 +97,19 @@ def test_bad_requests_get_clear_statuses(stubs):
     negative = tf.make_tensor_proto(np.array([1.0], np.float32))
     negative.tensor_shape.dim[0].size = -4
     cases.append((_request(x=negative), grpc.StatusCode.INVALID_ARGUMENT))
-    huge = tf.make_tensor_proto(np.array([1.0], np.float32))
+    huge = tf.make_tensor_proto(np.array([[1.0]], np.float32))
     huge.ClearField("tensor_content")
-    huge.tensor_shape.dim[0].size = MAX_ELEMENTS * 1000                       # no allocation
+    huge.tensor_shape.dim[1].size = MAX_ELEMENTS * 1000                       # no allocation
     cases.append((_request(x=huge), grpc.StatusCode.INVALID_ARGUMENT))
-    overflow = tf.make_tensor_proto(np.array([[1.0]], np.float32))
+    overflow = tf.make_tensor_proto(np.array([[[1.0]]], np.float32))
     overflow.ClearField("tensor_content")
-    overflow.tensor_shape.dim[0].size = 2 ** 62
-    overflow.tensor_shape.dim[1].size = 2 ** 62                               # int64 overflow
+    overflow.tensor_shape.dim[1].size = 2 ** 62
+    overflow.tensor_shape.dim[2].size = 2 ** 62                               # int64 overflow
     cases.append((_request(x=overflow), grpc.StatusCode.INVALID_ARGUMENT))
+    rows = tf.make_tensor_proto(np.array([1.0], np.float32))
+    rows.ClearField("tensor_content")
+    rows.tensor_shape.dim[0].size = 10 ** 6                # more rows than --max_request_rows
+    cases.append((_request(x=rows), grpc.StatusCode.RESOURCE_EXHAUSTED))
 
     for request, code in cases:
         got, details = _code(prediction.Predict, request)
@@ -123,7 +127,7 @@ def test_string_amplification_is_refused_before_decoding():
 
 def test_client_deadline_of_one_millisecond(stubs):
     prediction, _ = stubs
-    big = np.ones([2_000_000], np.float32)
+    big = np.ones([1, 2_000_000], np.float32)
     with pytest.raises(grpc.RpcError) as err:
         prediction.Predict(_request(x=big), timeout=0.001)
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

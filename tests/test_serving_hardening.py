@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -18,12 +19,13 @@ from conftest import REPO_ROOT, write_toy_model  # noqa: E402
 
 
 def _start_process(base, *flags):
+    """``python -m serving`` on loopback: ``(process, rest port, grpc port)`` once available."""
     grpc_port, rest_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
+    log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads could fill and block it
     process = subprocess.Popen(
         [sys.executable, "-m", "serving", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
          "--model_name=toy", f"--model_base_path={base}", *flags],
-        cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        cwd=REPO_ROOT, stderr=log, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -31,10 +33,12 @@ def _start_process(base, *flags):
             connection.request("GET", "/v1/models/toy")
             if connection.getresponse().status == 200:
                 connection.close()
-                return process, rest_port
+                return process, rest_port, grpc_port
         except OSError:
             pass
-        assert process.poll() is None, process.stderr.read()
+        if process.poll() is not None:
+            log.seek(0)
+            raise AssertionError(log.read())
         time.sleep(0.2)
     process.kill()
     raise AssertionError("fashion serve did not become available")
@@ -52,7 +56,7 @@ def test_sigterm_under_keep_alive_load_stops_within_the_grace_period(toy_base):
     under keep-alive load the server answered thousands of requests after SIGTERM. Now it
     stops taking requests, closes idle keep-alives, lets in-flight work finish and exits
     within --shutdown_grace_seconds."""
-    process, port = _start_process(toy_base, "--shutdown_grace_seconds=5")
+    process, port, _ = _start_process(toy_base, "--shutdown_grace_seconds=5")
     idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     idle.request("GET", "/v1/models/toy")
     assert idle.getresponse().read()  # now an idle keep-alive connection
@@ -88,3 +92,52 @@ def test_sigterm_under_keep_alive_load_stops_within_the_grace_period(toy_base):
     # requests may still be answered then, none after.
     assert len(answered_after) <= 20, f"{len(answered_after)} requests answered after SIGTERM"
     assert not answered_after or answered_after[-1] - sigterm_at[0] < 1.0
+
+
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_one_request_cannot_amplify_without_bound(toy_base):
+    """Before, with batching off: a 2.8 MB gRPC request of 4,096 tiny PNGs ran for 66 s and
+    took 9 GB; a 57 MiB REST body of 12 M short strings took 3.9 GB. Rows per request and JSON
+    values per body are bounded (flags), refused before any tensor is made."""
+    import grpc
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    process, rest_port, grpc_port = _start_process(toy_base)
+    try:
+        before = _peak_rss_mb(process.pid)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = "toy", "measure"
+        request.inputs["data"].CopyFrom(tf.make_tensor_proto(
+            np.array([b"\x89PNG tiny"] * 4096, object)))
+        request.inputs["weight"].CopyFrom(tf.make_tensor_proto(np.ones(4096, np.float32)))
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            start = time.monotonic()
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Predict(request, timeout=30)
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "--max_request_rows" in err.value.details()
+            assert time.monotonic() - start < 5
+        body = b'{"signature_name": "measure", "inputs": {"data": [' + b",".join(
+            [b'"ab"'] * 12_000_000) + b'], "weight": [1.0]}}'
+        assert len(body) > 50 * 2 ** 20
+        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=60)
+        start = time.monotonic()
+        connection.request("POST", "/v1/models/toy:predict", body)
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        assert response.status == 413 and "--max_json_values" in answer["error"]
+        assert time.monotonic() - start < 10
+        growth = _peak_rss_mb(process.pid) - before
+        assert growth < 300, f"peak RSS grew by {growth:.0f} MB"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
