@@ -69,6 +69,20 @@ RETRY_BACKOFF_SECONDS = 1.0
 MAX_RETRY_BACKOFF_SECONDS = 60.0
 
 
+def release_memory() -> None:
+    """Frees an unloaded version's memory now: collects the Python cycles that hold its
+    TensorFlow objects, then asks glibc to hand freed heap pages back (with many request
+    threads, each with its own malloc arena, freed model memory otherwise stays in the
+    process: +700 MB over four swaps of the default category model under load)."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
+        pass
+
+
 def version_files(path: str) -> tuple:
     """``(relative path, size, mtime_ns)`` of every file in a version folder: what changes when
     a copy still being written finishes, even when the folder's own time does not."""
@@ -162,6 +176,7 @@ class ServedModel:
             with self._lock:
                 del self._servables[version]
                 self._signature_defs.pop(version, None)
+            release_memory()
             self._set(version, END)
 
     def reconfigure(self, policy: VersionPolicy, labels: dict) -> None:
@@ -178,6 +193,7 @@ class ServedModel:
                 with self._lock:
                     del self._servables[version]
                     self._signature_defs.pop(version, None)
+                release_memory()
                 self._set(version, END)
 
     def loaded_versions(self) -> list[int]:
