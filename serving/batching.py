@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from serving.errors import DeadlineExceeded, InvalidRequest, Overloaded
+from serving.errors import Cancelled, DeadlineExceeded, InvalidRequest, Overloaded
 
 WORKER_IDLE_SECONDS = 30.0
 
@@ -99,16 +99,68 @@ def _bound_call(function, tensors: dict):
         function, flat, function.captured_inputs)
 
 
-def call_signature(function, inputs: dict) -> dict:
-    """Runs a loaded signature on numpy inputs; the outputs come back as numpy arrays."""
+class Cancellation:
+    """Stops the model call of a request whose caller has gone.
+
+    :meth:`cancel` may be called from any thread (a gRPC call's termination callback, the REST
+    timeout); a TensorFlow function running for the request then aborts between two of its ops,
+    and work not started yet is skipped. (TF1 session bundles run to the end.)"""
+
+    def __init__(self):
+        from tensorflow.python.eager import cancellation
+        self.manager = cancellation.CancellationManager()
+
+    def cancel(self) -> None:
+        self.manager.start_cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.manager.is_cancelled
+
+
+_call_local = threading.local()
+_cancellation_installed = threading.Lock()
+_cancellation_ready = False
+
+
+def _install_thread_local_cancellation() -> None:
+    """TensorFlow reads the cancellation manager of an eager function call from one
+    process-wide variable (``cancellation.context()``), which concurrent requests would share.
+    This makes it per thread: the calling thread's manager if it set one, else TF's own."""
+    global _cancellation_ready
+    with _cancellation_installed:
+        if _cancellation_ready:
+            return
+        from tensorflow.python.eager import cancellation
+        process_wide = cancellation.context
+
+        def context():
+            return getattr(_call_local, "manager", None) or process_wide()
+        cancellation.context = context
+        _cancellation_ready = True
+
+
+def call_signature(function, inputs: dict, cancellation: Optional[Cancellation] = None) -> dict:
+    """Runs a loaded signature on numpy inputs; the outputs come back as numpy arrays. With a
+    ``cancellation``, the call is skipped if it was cancelled already and stopped if it is
+    cancelled while running (:class:`~serving.errors.Cancelled`)."""
     import tensorflow as tf
+    if cancellation is not None:
+        if cancellation.cancelled:
+            raise Cancelled("the caller is gone; the request was not run")
+        _install_thread_local_cancellation()
+        _call_local.manager = cancellation.manager
     try:
         tensors = {k: tf.constant(v) for k, v in inputs.items()}
         outputs = _bound_call(function, tensors)
         if outputs is None:
             outputs = function(**tensors)
+    except tf.errors.CancelledError:
+        raise Cancelled("the caller is gone; the model call was stopped") from None
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as err:
         raise InvalidRequest(tf_error_message(err)) from None
+    finally:
+        _call_local.manager = None
     # TF2 signatures answer tensors, TF1 session bundles numpy arrays already.
     return {k: v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in outputs.items()}
 
@@ -120,10 +172,11 @@ def batch_rows(inputs: dict) -> Optional[int]:
 
 
 class _Task:
-    __slots__ = ("inputs", "rows", "deadline", "future", "shape_key", "enqueued")
+    __slots__ = ("inputs", "rows", "deadline", "future", "shape_key", "enqueued", "cancellation")
 
-    def __init__(self, inputs, rows, deadline):
+    def __init__(self, inputs, rows, deadline, cancellation=None):
         self.inputs, self.rows, self.deadline = inputs, rows, deadline
+        self.cancellation = cancellation
         self.future = concurrent.futures.Future()
         self.shape_key = tuple((k, a.shape[1:], a.dtype.str) for k, a in sorted(inputs.items()))
         self.enqueued = time.monotonic()
@@ -142,14 +195,15 @@ class BatchQueue:
         self._queued_rows = 0
         self._workers = 0
 
-    def submit(self, inputs: dict, deadline: Optional[float]) -> concurrent.futures.Future:
+    def submit(self, inputs: dict, deadline: Optional[float],
+               cancellation: Optional[Cancellation] = None) -> concurrent.futures.Future:
         rows = batch_rows(inputs)
         if rows is None:
             raise InvalidRequest("with batching on, every input needs the same dimension 0")
         if rows > self._options.max_batch_size:
             raise InvalidRequest(f"batch of {rows} rows exceeds the maximum batch size "
                                  f"{self._options.max_batch_size}")
-        task = _Task(inputs, rows, deadline)
+        task = _Task(inputs, rows, deadline, cancellation)
         capacity = self._options.max_enqueued_batches * self._options.max_batch_size
         with self._cond:
             if self._queued_rows + rows > capacity:
@@ -210,6 +264,10 @@ class BatchQueue:
                 if task.deadline is not None and now >= task.deadline:
                     task.future.set_exception(DeadlineExceeded(
                         "deadline exceeded while the request was queued for batching"))
+                    continue
+                if task.cancellation is not None and task.cancellation.cancelled:
+                    task.future.set_exception(Cancelled(
+                        "the caller is gone; the request was not run"))
                     continue
                 live.append(task)
             if live:
@@ -298,26 +356,32 @@ class Runner:
                 del self._queues[key]
 
     def run(self, key: tuple, function, inputs: dict, deadline: Optional[float] = None,
-            abandon_at_deadline: bool = True) -> dict:
+            abandon_at_deadline: bool = True,
+            cancellation: Optional[Cancellation] = None) -> dict:
         """Runs ``function`` on ``inputs``; ``key`` is ``(model, version, signature)``.
 
         ``deadline`` is a ``time.monotonic()`` instant: work not started by then is dropped
         with DeadlineExceeded. With ``abandon_at_deadline`` the caller also stops waiting at the
-        deadline (REST's timeout); without it an unbatched call runs in the caller's thread,
-        sparing a thread hand-off, and the transport enforces the deadline (as gRPC does).
+        deadline (REST's timeout) and the model call is cancelled; without it an unbatched call
+        runs in the caller's thread, sparing a thread hand-off, and the transport enforces the
+        deadline (as gRPC does, its termination cancelling ``cancellation``). A batched call is
+        not stopped for one caller, but a cancelled request is not put into a batch.
         """
         with self._admitted():
             if deadline is not None and time.monotonic() >= deadline:
                 raise DeadlineExceeded("deadline exceeded before the request ran")
             if self.batching is not None and batch_rows(inputs) is not None:
-                future = self._queue(key, function).submit(inputs, deadline)
+                future = self._queue(key, function).submit(inputs, deadline, cancellation)
             elif deadline is None or not abandon_at_deadline:
-                return call_signature(function, inputs)
+                return call_signature(function, inputs, cancellation)
             else:
-                future = self._pool.submit(call_signature, function, inputs)
+                cancellation = cancellation or Cancellation()
+                future = self._pool.submit(call_signature, function, inputs, cancellation)
             try:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 return future.result(timeout=timeout)
             except concurrent.futures.TimeoutError:
                 future.cancel()
+                if cancellation is not None:
+                    cancellation.cancel()  # stops the model call if it started
                 raise DeadlineExceeded("deadline exceeded while the model was running") from None

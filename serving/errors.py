@@ -79,3 +79,10 @@ class Unimplemented(ServingError):
     """TF Serving's ``UNIMPLEMENTED`` (e.g. a MultiInference task with another method)."""
 
     grpc_code, http_status = "UNIMPLEMENTED", HTTPStatus.NOT_IMPLEMENTED
+
+
+class Cancelled(ServingError):
+    """The caller went away (its RPC ended or its REST timeout passed) and the model call was
+    stopped; TF Serving maps CANCELLED to HTTP 499."""
+
+    grpc_code, http_status = "CANCELLED", 499

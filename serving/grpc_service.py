@@ -29,6 +29,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 from schemas.serving_api import CLASSIFY_METHOD, REGRESS_METHOD, SERVING_DEFAULT
 from serving.errors import (InvalidRequest, ModelNotFound, RequestTooLarge, ServingError,
                             Unimplemented)
+from serving.batching import Cancellation
 from serving.inference import InferenceService, serialized_examples, status_response
 
 MAX_ELEMENTS = 64 * 1024 * 1024  # per input tensor
@@ -41,6 +42,15 @@ _VALUE_FIELDS = ("half_val", "float_val", "double_val", "int_val", "string_val",
 def _spec_args(model_spec) -> tuple:
     version = model_spec.version.value if model_spec.HasField("version") else None
     return model_spec.name, version, model_spec.version_label or None
+
+
+def _cancellation(context) -> Cancellation:
+    """A cancellation that fires when the call ends (the client cancelled, its deadline passed,
+    or the answer was sent), so a model still running for a caller who is gone is stopped."""
+    cancellation = Cancellation()
+    if not context.add_callback(cancellation.cancel):
+        cancellation.cancel()  # the call has already ended
+    return cancellation
 
 
 def _deadline(context) -> Optional[float]:
@@ -152,7 +162,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             dtypes = signature.inputs
             inputs = {k: array_from_proto(k, v, dtypes[k], self._service.max_rows)
                       for k, v in request.inputs.items()}
-            outputs = self._service.predict(signature, inputs, _deadline(context), False)
+            outputs = self._service.predict(signature, inputs, _deadline(context), False,
+                                            _cancellation(context))
             response = predict_pb2.PredictResponse()
             self._set_spec(response.model_spec, signature)
             for key in wanted:
@@ -176,7 +187,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                                 request.model_spec.signature_name,
                                                 "classify")
             classes, scores = self._service.classify(
-                signature, serialized_examples(request.input), _deadline(context), False)
+                signature, serialized_examples(request.input), _deadline(context), False,
+                _cancellation(context))
             response = classification_pb2.ClassificationResponse()
             self._set_spec(response.model_spec, signature)
             _fill_classifications(response.result, classes, scores)
@@ -189,7 +201,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                                 request.model_spec.signature_name,
                                                 "regress")
             values = self._service.regress(signature, serialized_examples(request.input),
-                                           _deadline(context), False)
+                                           _deadline(context), False, _cancellation(context))
             response = regression_pb2.RegressionResponse()
             self._set_spec(response.model_spec, signature)
             for value in values:
@@ -217,7 +229,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             if not request.tasks:
                 raise InvalidRequest("Found ModelSpec with an empty model name.")
             examples = serialized_examples(request.input)
-            deadline = _deadline(context)
+            deadline, cancellation = _deadline(context), _cancellation(context)
             response = inference_pb2.MultiInferenceResponse()
             for task in request.tasks:
                 api = "classify" if task.method_name == CLASSIFY_METHOD else "regress"
@@ -234,9 +246,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 self._set_spec(result.model_spec, signature)
                 if api == "classify":
                     _fill_classifications(result.classification_result, *self._service.classify(
-                        signature, examples, deadline, False))
+                        signature, examples, deadline, False, cancellation))
                 else:
-                    for value in self._service.regress(signature, examples, deadline, False):
+                    for value in self._service.regress(signature, examples, deadline, False,
+                                                       cancellation):
                         result.regression_result.regressions.add().value = float(value)
             return response
         model_name = request.tasks[0].model_spec.name if request.tasks else ""

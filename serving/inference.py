@@ -202,31 +202,34 @@ class InferenceService:
         return seen or signature.outputs
 
     def predict(self, signature: Signature, inputs: dict, deadline: Optional[float] = None,
-                abandon_at_deadline: bool = True) -> dict:
+                abandon_at_deadline: bool = True, cancellation=None) -> dict:
         """Runs ``signature`` on validated numpy ``inputs``; returns numpy outputs.
 
-        ``deadline`` and ``abandon_at_deadline``: see :meth:`serving.batching.Runner.run`.
+        ``deadline``, ``abandon_at_deadline`` and ``cancellation``: see
+        :meth:`serving.batching.Runner.run`.
         """
         self.check_input_names(signature, inputs)
         for array in inputs.values():
             if np.ndim(array):
                 self.check_rows(np.shape(array)[0])
         return self.runner.run(signature.key, signature.function, inputs, deadline,
-                               abandon_at_deadline)
+                               abandon_at_deadline, cancellation)
 
     def _run_examples(self, signature: Signature, examples: list, deadline,
-                      abandon_at_deadline: bool = True) -> dict:
+                      abandon_at_deadline: bool = True, cancellation=None) -> dict:
         if not examples:
             raise InvalidRequest("Input is empty.")
         self.check_rows(len(examples))
         return self.predict(signature, {CLASSIFY_INPUTS: np.array(examples, dtype=object)},
-                            deadline, abandon_at_deadline)
+                            deadline, abandon_at_deadline, cancellation)
 
     def classify(self, signature: Signature, examples: list, deadline: Optional[float] = None,
-                 abandon_at_deadline: bool = True) -> tuple:
+                 abandon_at_deadline: bool = True,
+                 cancellation=None) -> tuple:
         """``(classes [n, k] bytes or None, scores [n, k] float or None)`` for the examples,
         checked as ``PostProcessClassificationResult`` checks them."""
-        outputs = self._run_examples(signature, examples, deadline, abandon_at_deadline)
+        outputs = self._run_examples(signature, examples, deadline, abandon_at_deadline,
+                                     cancellation)
         classes, scores = outputs.get(CLASSES_OUTPUT), outputs.get(SCORES_OUTPUT)
         for array, dtype, expected in ((classes, "DT_STRING", np.dtype(object)),
                                        (scores, "DT_FLOAT", np.dtype(np.float32))):
@@ -248,9 +251,11 @@ class InferenceService:
         return classes, scores
 
     def regress(self, signature: Signature, examples: list, deadline: Optional[float] = None,
-                abandon_at_deadline: bool = True) -> np.ndarray:
+                abandon_at_deadline: bool = True,
+                cancellation=None) -> np.ndarray:
         """The regression value of each example."""
-        outputs = self._run_examples(signature, examples, deadline, abandon_at_deadline)
+        outputs = self._run_examples(signature, examples, deadline, abandon_at_deadline,
+                                     cancellation)
         values = np.asarray(outputs[REGRESS_OUTPUTS])
         if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
             raise InvalidRequest("Expected output Tensor shape to be either [batch_size] or "

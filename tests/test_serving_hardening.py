@@ -217,3 +217,50 @@ def test_ten_version_swaps_under_load_release_their_memory(tmp_path):
     assert not failures, failures[:5]
     # Ten swaps of a 100 MB model: the process may hold two versions during a swap, not ten.
     assert max(rss[2:]) - rss[1] < 250, [round(r) for r in rss]
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_work_whose_caller_is_gone_is_stopped(toy_base):
+    """Before: after a 2 s gRPC deadline the server spent another 15 CPU-seconds on the
+    request, and a REST 504 did not stop the work either. The model call is now cancelled
+    between two of its ops when the gRPC call ends or the REST timeout passes."""
+    import grpc
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    process, rest_port, grpc_port = _start_process(toy_base, "--rest_api_timeout_in_ms=1000")
+    endless = np.array([10 ** 12], np.int64)  # a loop of a trillion steps: hours of work
+    try:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = "toy", "slow"
+        request.inputs["work"].CopyFrom(tf.make_tensor_proto(endless))
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Predict(request, timeout=1.0)
+            assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        time.sleep(0.5)
+        spent = _cpu_seconds(process.pid)
+        time.sleep(2.0)
+        assert _cpu_seconds(process.pid) - spent < 0.5, "the abandoned gRPC call kept running"
+
+        connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=30)
+        connection.request("POST", "/v1/models/toy:predict", json.dumps(
+            {"signature_name": "slow", "instances": [int(endless[0])]}))
+        response = connection.getresponse()
+        assert response.status == 504
+        response.read()
+        time.sleep(0.5)
+        spent = _cpu_seconds(process.pid)
+        time.sleep(2.0)
+        assert _cpu_seconds(process.pid) - spent < 0.5, "the timed-out REST call kept running"
+        connection.request("GET", "/v1/models/toy")  # and the server still answers
+        assert connection.getresponse().status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
