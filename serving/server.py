@@ -549,10 +549,11 @@ def main(argv: list[str]) -> int:
     print("fashion serve: stopping (grace "
           f"{options.shutdown_grace_seconds:g} s)", file=sys.stderr, flush=True)
     if not server.stop():
-        # A request still running in a model must not keep the process past its grace period
-        # (interpreter exit would wait for the gRPC worker threads).
         print("fashion serve: in-flight requests did not finish in time; exiting",
               file=sys.stderr, flush=True)
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+    # A model call that cannot be stopped (a TF1 session run, a batch, a REST call abandoned at
+    # its timeout) must not keep the process past its grace period: interpreter exit would
+    # wait for the worker threads running it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -264,3 +264,49 @@ def test_work_whose_caller_is_gone_is_stopped(toy_base):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _write_tf1_endless_model(export_dir: str) -> None:
+    """A TF1 session export (a reference variable makes tf.saved_model.load fail, so it is
+    served by the session loader, whose runs cannot be cancelled) with ``slow``: a loop of
+    ``work`` steps."""
+    import tensorflow as tf
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        calls = v1.Variable(0, dtype=tf.int64, name="calls", use_resource=False)
+        work = v1.placeholder(tf.int64, [None], name="work")
+        (steps,) = tf.while_loop(lambda i: i < tf.reduce_max(work), lambda i: (i + 1,),
+                                 (tf.constant(0, tf.int64),))
+        with tf.control_dependencies([v1.assign_add(calls, 1)]):
+            done = tf.fill(tf.shape(work), steps)
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            builder = v1.saved_model.Builder(export_dir)
+            builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={
+                "serving_default": v1.saved_model.predict_signature_def({"work": work},
+                                                                        {"done": done})})
+            builder.save()
+
+
+def test_sigterm_exits_within_the_grace_period_even_with_a_call_that_cannot_stop(tmp_path):
+    """A TF1 session run abandoned at the REST timeout keeps running (it cannot be cancelled);
+    SIGTERM still ends the process within --shutdown_grace_seconds (interpreter exit used to
+    wait for the worker thread running it, for ever)."""
+    base = tmp_path / "endless"
+    _write_tf1_endless_model(str(base / "1"))
+    process, port, _ = _start_process(base, "--rest_api_timeout_in_ms=1000",
+                                      "--shutdown_grace_seconds=2")
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("POST", "/v1/models/toy:predict",
+                           json.dumps({"instances": [10 ** 12]}))
+        assert connection.getresponse().status == 504
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        assert time.monotonic() - sent < 2 + 3 and process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
