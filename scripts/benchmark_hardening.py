@@ -102,6 +102,15 @@ def timed(case, seconds: float):
     return box.get("result", "timeout"), round(time.monotonic() - start, 2)
 
 
+def in_threads(client, count: int) -> None:
+    """Runs ``client`` in ``count`` threads at once and waits for them all."""
+    threads = [threading.Thread(target=client) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def amplification_grpc(server: Server):
     import grpc
     import numpy as np
@@ -146,11 +155,7 @@ def unauthenticated_bodies(server: Server):
                 statuses.append(sock.recv(12).decode(errors="replace"))
         except OSError as err:
             statuses.append(type(err).__name__)
-    threads = [threading.Thread(target=client) for _ in range(30)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(client, 30)
     return sorted(set(statuses))
 
 
@@ -185,11 +190,7 @@ def burst(server: Server):
                 answered.append(sock.recv(12) == b"HTTP/1.1 200")
         except OSError:
             answered.append(False)
-    threads = [threading.Thread(target=client) for _ in range(200)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(client, 200)
     return f"{sum(answered)}/200 answered"
 
 

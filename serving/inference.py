@@ -133,13 +133,18 @@ class InferenceService:
                            f"{{{PREDICT_METHOD}, {CLASSIFY_METHOD}, {REGRESS_METHOD}}}. Was: "
                            f"{signature.method_name}")
 
-    def _check_classify(self, signature: Signature) -> None:
-        definition = signature.definition
-        if self.method_name_check and definition.method_name != CLASSIFY_METHOD:
-            raise InvalidRequest("Expected classification signature method_name to be "
-                                 f"{CLASSIFY_METHOD}. Was: {definition.method_name}")
+    def _check_example_signature(self, definition, method: str, noun: str) -> None:
+        """The checks Classify and Regress share (``PreProcessClassification`` /
+        ``PreProcessRegression``): the method name when asked, one ``inputs`` tensor."""
+        if self.method_name_check and definition.method_name != method:
+            raise InvalidRequest(f"Expected {noun} signature method_name to be {method}. Was: "
+                                 f"{definition.method_name}")
         if len(definition.inputs) != 1:
             raise InvalidRequest("Expected one input Tensor.")
+
+    def _check_classify(self, signature: Signature) -> None:
+        definition = signature.definition
+        self._check_example_signature(definition, CLASSIFY_METHOD, "classification")
         if len(definition.outputs) not in (1, 2):
             raise InvalidRequest("Expected one or two output Tensors, found "
                                  f"{len(definition.outputs)}")
@@ -153,11 +158,7 @@ class InferenceService:
 
     def _check_regress(self, signature: Signature) -> None:
         definition = signature.definition
-        if self.method_name_check and definition.method_name != REGRESS_METHOD:
-            raise InvalidRequest("Expected regression signature method_name to be "
-                                 f"{REGRESS_METHOD}. Was: {definition.method_name}")
-        if len(definition.inputs) != 1:
-            raise InvalidRequest("Expected one input Tensor.")
+        self._check_example_signature(definition, REGRESS_METHOD, "regression")
         if len(definition.outputs) != 1:
             raise InvalidRequest("Expected one output Tensor.")
         if CLASSIFY_INPUTS not in definition.inputs:

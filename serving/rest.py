@@ -100,13 +100,16 @@ class RestApi:
     def _deadline(self) -> Optional[float]:
         return time.monotonic() + self.timeout_seconds if self.timeout_seconds else None
 
-    def _parse(self, body: bytes) -> dict:
+    def _check_json_values(self, body: bytes) -> None:
         # Parsed JSON costs ~300 bytes a value (57 MiB of short strings took 3.9 GB): count
         # the values (at most one more than the commas) before parsing.
         values = body.count(b",") + 1
         if values > self.max_json_values:
             raise RequestTooLarge(f"about {values} JSON values exceed --max_json_values "
                                   f"({self.max_json_values})")
+
+    def _parse(self, body: bytes) -> dict:
+        self._check_json_values(body)
         return tf_json.parse_body(body)
 
     def _predict(self, name, version, label, body: bytes) -> bytes:
@@ -141,9 +144,7 @@ class RestApi:
         return tf_json.metadata_response(spec, signature_map)
 
     def _search(self, name, version, label, body: bytes) -> bytes:
-        if body.count(b",") + 1 > self.max_json_values:
-            raise RequestTooLarge(f"more JSON values than --max_json_values "
-                                  f"({self.max_json_values})")
+        self._check_json_values(body)
         try:
             document = json.loads(body or b"")
         except (ValueError, RecursionError) as err:
@@ -154,7 +155,7 @@ class RestApi:
         if image is not None:
             if not isinstance(image, dict) or set(image) != {"b64"}:
                 raise InvalidRequest("'image' must be {\"b64\": \"<base64 bytes>\"}")
-            image = tf_json._b64(image)
+            image = tf_json.decode_b64(image)
         answer = self.catalog_search.search(name, version, label, document.get("text"), image,
                                             document.get("k", DEFAULT_K), self._deadline())
         return json.dumps(answer).encode()

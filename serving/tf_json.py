@@ -361,7 +361,8 @@ def _is_b64(value) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
 
 
-def _b64(value) -> bytes:
+def decode_b64(value) -> bytes:
+    """The bytes of a ``{"b64": ...}`` value (``JsonDecodeBase64Object``)."""
     if not _is_b64(value):
         raise InvalidRequest(f"JSON Value: {debug_string(value)} not formatted correctly for "
                              "base64 data")
@@ -437,7 +438,7 @@ def _fill(value, level: int, shape: list, dtype, out: list, budget: int) -> None
         if isinstance(value, dict):
             if dtype.name != "string":
                 raise _type_error(value, dtype)
-            out.append(_b64(value))
+            out.append(decode_b64(value))
         else:
             out.append(_scalar(value, dtype))
         if len(out) > budget:
@@ -597,7 +598,7 @@ def _add_feature_value(value, name: str, feature: dict) -> None:
         feature.setdefault("values", []).append(int(value))
     elif isinstance(value, dict):
         check("bytes")
-        feature.setdefault("values", []).append(_b64(value))
+        feature.setdefault("values", []).append(decode_b64(value))
     elif isinstance(value, str):
         check("bytes")
         feature.setdefault("values", []).append(request_bytes(value))
