@@ -59,9 +59,11 @@ def run(config: PipelineConfig, log: Callable[[str], None] = print) -> dict:
     """Runs the whole pipeline locally; returns a summary of what it produced."""
     from tfx import v1 as tfx
 
+    from pipeline.beam_staging import skip_staging_for_local_runners
     from pipeline.pipeline import create_pipeline
     from trainer.weights import resolve_weights
     start = time.monotonic()
+    skip_staging_for_local_runners()
     for family in config.families:  # a missing weights package fails now, not in a Trainer
         resolve_weights(config.family(family).weights)
     generated = ensure_catalog(config, log)

@@ -30,9 +30,9 @@ pytestmark = pytest.mark.e2e
 FAMILIES = registry.family_names()
 
 
-def _fashion(*args, check=True):
+def _fashion(*args, check=True, env=None):
     result = subprocess.run([sys.executable, "-m", "fashion_cli", *args], capture_output=True,
-                            text=True, timeout=900)
+                            text=True, timeout=900, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"fashion {' '.join(args)} failed:\n{result.stderr[-5000:]}")
     return result
@@ -54,9 +54,16 @@ def _executions_by_node(metadata_path):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+def run_temp_dir(tmp_path_factory):
+    """The TMPDIR the smoke run is given, to see what it leaves behind."""
+    return tmp_path_factory.mktemp("tmp")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, run_temp_dir):
     workspace = tmp_path_factory.mktemp("workspace")
-    result = _fashion("run", "--profile", "smoke", "--workspace", str(workspace), "--json")
+    result = _fashion("run", "--profile", "smoke", "--workspace", str(workspace), "--json",
+                      env={**os.environ, "TMPDIR": str(run_temp_dir)})
     return workspace, json.loads(result.stdout)
 
 
@@ -70,6 +77,15 @@ def test_every_component_ran(smoke_run):
     assert set(executions) == expected_nodes(pc.get_config("smoke"))
     for node, states in executions.items():
         assert "COMPLETE" in states, (node, states)
+
+
+def test_a_run_leaves_no_tfx_package_copies_in_tmp(smoke_run, run_temp_dir):
+    """TFX packages itself (49 MB, never removed) for each Beam component unless the runner is
+    local (pipeline.beam_staging)."""
+    copies = glob.glob(str(run_temp_dir / "*" / "build" / "tfx"))
+    assert not copies, copies
+    left = sum(f.stat().st_size for f in run_temp_dir.rglob("*") if f.is_file())
+    assert left < 5 * 2**20, f"the run left {left / 2**20:.1f} MB in its TMPDIR"
 
 
 def test_every_family_pushed_a_tf_serving_version(smoke_run):
