@@ -98,7 +98,8 @@ def cmd_convert(args) -> int:
             elif args.kind == "csv":
                 extra = {"csv_rows_written": csv_catalog.convert(args.source, writer, report,
                                                                   args.limit,
-                                                                  args.allow_outside)}
+                                                                  args.allow_outside,
+                                                                  args.read_timeout)}
             else:
                 extra = {"records_imported": odapi.convert(args.source, writer, report,
                                                            args.limit)}
@@ -513,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--limit", type=int, default=None, help="convert at most this many inputs")
     c.add_argument("--allow-outside", action="store_true",
                    help="csv: read image paths outside the CSV's folder (../, absolute)")
+    c.add_argument("--read-timeout", type=float, default=60.0,
+                   help="csv: seconds to open and read one image before its row is rejected "
+                        "as read_timeout (hung network file systems)")
     span_options(c)
     c.set_defaults(func=cmd_convert)
 

@@ -12,7 +12,9 @@ as such rather than hanging the script. It prints one line per case, then one JS
 Cases: a 4,096-row gRPC request of tiny "images" (batching off); a REST body of 12 M short
 strings (57 MiB); 30 clients without the token announcing 60 MB bodies; a chunked body hiding a
 second request; 200 connections opened at once; SIGTERM under keep-alive load with an idle
-keep-alive connection open.
+keep-alive connection open; and, against an image model exported as ours are (the serving
+graph's checked decode): a GIF with a 64×64 screen and one 8000×8000 frame, a GIF of 100
+frames of 16 MP, and 40 images declaring 30 MP each.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ def peak_rss_mb(pid: int) -> float:
 def write_model(export_dir: str) -> None:
     from tests.conftest import write_toy_model
     write_toy_model(export_dir)
+
+
+def write_image_model(export_dir: str) -> None:
+    from tests.conftest import write_image_model as write
+    write(export_dir)
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
@@ -194,6 +207,51 @@ def burst(server: Server):
     return f"{sum(answered)}/200 answered"
 
 
+def _gif_frames(side: int) -> bytes:
+    """A one-colour GIF of ``side``² as PIL writes it: ``(header up to the first frame, the
+    frame's descriptor and LZW data)``."""
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new("P", (side, side), 0).save(buffer, format="GIF")
+    data = buffer.getvalue()
+    start = data.index(b"\x2c", 13)
+    return data[:start], data[start:-1]  # without the trailer
+
+
+def gif_bomb_frame() -> bytes:
+    """A real 8000×8000 frame in a GIF that declares a 64×64 logical screen."""
+    header, frame = _gif_frames(8000)
+    header = header[:6] + (64).to_bytes(2, "little") * 2 + header[10:]
+    return header + frame + b";"
+
+
+def gif_100_frames() -> bytes:
+    """100 real frames of 4000×4000 (16 MP each)."""
+    header, frame = _gif_frames(4000)
+    return header + frame * 100 + b";"
+
+
+def declared_30mp_pngs() -> list:
+    """40 PNG signatures and headers declaring 6000×5000 each (no pixel data)."""
+    import struct
+    return [b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + struct.pack(">II", 6000, 5000)
+            + b"\x08\x02\0\0\0"] * 40
+
+
+def predict_images(server: Server, images: list):
+    import base64
+    body = json.dumps({"instances": [{"b64": base64.b64encode(image).decode()}
+                                     for image in images]})
+    connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=300)
+    connection.request("POST", "/v1/models/toy:predict", body,
+                       {"Authorization": "Bearer s3cret"})
+    response = connection.getresponse()
+    answer = json.loads(response.read() or b"{}")
+    return f"{response.status} {answer.get('error', '')[:60]}".strip()
+
+
 def sigterm_under_load(server: Server):
     idle = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
     idle.request("GET", "/v1/models/toy", headers={"Authorization": "Bearer s3cret"})
@@ -248,6 +306,22 @@ def main() -> int:
                 before = server.peak_mb()
                 outcome, seconds = timed(lambda: case(server), limit)
                 results[name] = {"outcome": outcome, "seconds": seconds,
+                                 "peak_rss_growth_mb": round(server.peak_mb() - before)}
+            finally:
+                server.stop()
+        image_base = os.path.join(folder, "images")
+        write_image_model(os.path.join(image_base, "1"))
+        image_cases = [("gif_8000x8000_frame_in_64x64_screen", [gif_bomb_frame()]),
+                       ("gif_100_frames_of_16MP", [gif_100_frames()]),
+                       ("40_images_declaring_30MP", declared_30mp_pngs())]
+        for name, images in image_cases:
+            server = Server(args.repo, image_base, *token_flags)
+            try:
+                before, cpu = server.peak_mb(), cpu_seconds(server.process.pid)
+                outcome, seconds = timed(lambda: predict_images(server, images), 300)
+                results[name] = {"outcome": outcome, "seconds": seconds,
+                                 "request_bytes": sum(len(image) for image in images),
+                                 "cpu_seconds": round(cpu_seconds(server.process.pid) - cpu, 2),
                                  "peak_rss_growth_mb": round(server.peak_mb() - before)}
             finally:
                 server.stop()

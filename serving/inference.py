@@ -19,6 +19,7 @@ from typing import Optional
 
 import numpy as np
 
+from schemas.image_headers import declared_decode_cost
 from schemas.serving_api import (CLASSES_OUTPUT, CLASSIFY_INPUTS, CLASSIFY_METHOD,
                                  PREDICT_METHOD, REGRESS_METHOD, REGRESS_OUTPUTS,
                                  SCORES_OUTPUT, SERVING_DEFAULT)
@@ -27,6 +28,8 @@ from serving.errors import (FailedPrecondition, Internal, InvalidRequest, ModelN
                             RequestTooLarge, ServingError)
 
 DEFAULT_MAX_ROWS = 256
+# About 80 12-megapixel photos: several seconds of decoding on one core.
+DEFAULT_MAX_PIXELS = 1_000_000_000
 
 # How each API words an unknown signature name (gRPC Predict, REST predict, Classify/Regress).
 _MISSING_SIGNATURE = {
@@ -84,12 +87,14 @@ class InferenceService:
     classified and regressed)."""
 
     def __init__(self, models: dict, runner: Optional[Runner] = None, metrics=None,
-                 method_name_check: bool = False, max_rows: int = DEFAULT_MAX_ROWS):
+                 method_name_check: bool = False, max_rows: int = DEFAULT_MAX_ROWS,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         self.models = models
         self.runner = runner or Runner()
         self.metrics = metrics
         self.method_name_check = method_name_check
         self.max_rows = max_rows
+        self.max_pixels = max_pixels
 
     def check_rows(self, rows: int) -> None:
         """RequestTooLarge for a request of more than ``max_rows`` rows (examples, or dimension
@@ -98,6 +103,22 @@ class InferenceService:
         if rows > self.max_rows:
             raise RequestTooLarge(f"{rows} rows in one request exceed --max_request_rows "
                                   f"({self.max_rows})")
+
+    def check_decode_cost(self, inputs: dict) -> None:
+        """RequestTooLarge when the images of one request declare more than ``max_pixels``
+        pixels to decode, all frames of all images together, read from their headers (string
+        values that are JPEG/PNG/GIF/BMP bytes, or serialized tf.Examples holding such bytes).
+        The model graph bounds each image; this bounds the request, before it is queued."""
+        pixels = 0
+        for array in inputs.values():
+            if getattr(array, "dtype", None) != object:
+                continue
+            for value in np.ravel(array):
+                pixels += _declared_pixels(value)
+                if pixels > self.max_pixels:
+                    raise RequestTooLarge(
+                        f"the images of one request declare more than {self.max_pixels} "
+                        "pixels to decode (--max_request_pixels)")
 
     def model(self, name: str):
         model = self.models.get(name)
@@ -213,6 +234,7 @@ class InferenceService:
         for array in inputs.values():
             if np.ndim(array):
                 self.check_rows(np.shape(array)[0])
+        self.check_decode_cost(inputs)
         return self.runner.run(signature.key, signature.function, inputs, deadline,
                                abandon_at_deadline, cancellation)
 
@@ -283,6 +305,28 @@ class InferenceService:
             if self.metrics is not None:
                 self.metrics.observe_request(model_name, api, entrypoint, status,
                                              time.perf_counter() - start)
+
+
+def _declared_pixels(value) -> int:
+    """Pixels that decoding the images in one string value would cost: the value itself, or the
+    bytes features of the tf.Example it serializes (which always starts with field 1, 0x0A; no
+    image format does)."""
+    if not isinstance(value, bytes):
+        return 0
+    cost = declared_decode_cost(value)
+    if cost is not None:
+        return cost[0]
+    if not value.startswith(b"\n"):
+        return 0
+    from tensorflow.core.example import example_pb2
+    from google.protobuf.message import DecodeError
+    try:
+        example = example_pb2.Example.FromString(value)
+    except DecodeError:
+        return 0
+    return sum(cost[0] for feature in example.features.feature.values()
+               for item in feature.bytes_list.value
+               if (cost := declared_decode_cost(item)) is not None)
 
 
 def serialized_examples(input_proto) -> list:

@@ -92,6 +92,9 @@ FLAGS = {
                             "--auth_token_file only token holders may reload)"),
     "max_request_rows": (int, 256, "rows (examples, dimension 0) one request may carry; more "
                          "are RESOURCE_EXHAUSTED / 413"),
+    "max_request_pixels": (int, 1_000_000_000, "pixels the images of one request may declare "
+                           "to decode, all frames together (read from their headers before the "
+                           "request is queued); more are RESOURCE_EXHAUSTED / 413"),
     "max_json_values": (int, 1024 * 1024, "values one REST JSON body may hold (counted before "
                         "parsing); more are 413"),
     "shutdown_grace_seconds": (float, 10.0, "on SIGTERM, how long in-flight requests may "
@@ -209,6 +212,7 @@ class ServerOptions:
     allow_config_reload: bool = False
     shutdown_grace_seconds: float = 10.0
     max_request_rows: int = 256
+    max_request_pixels: int = 1_000_000_000
     max_json_values: int = 1024 * 1024
     rest_max_connections: int = 256
 
@@ -240,7 +244,7 @@ def options_from_flags(flags: dict) -> ServerOptions:
     for name in ("grpc_max_threads", "rest_api_num_threads", "max_request_bytes",
                  "max_concurrent_requests", "file_system_poll_wait_seconds",
                  "rest_api_listen_backlog", "rest_api_max_connections", "max_request_rows",
-                 "max_json_values"):
+                 "max_request_pixels", "max_json_values"):
         if flags[name] < 1:
             raise FlagError(f"--{name} must be >= 1")
     if metrics_path and not flags["rest_api_port"]:
@@ -274,7 +278,8 @@ def options_from_flags(flags: dict) -> ServerOptions:
         rest_max_connections=flags["rest_api_max_connections"],
         allow_config_reload=flags["allow_config_reload"],
         shutdown_grace_seconds=flags["shutdown_grace_seconds"],
-        max_request_rows=flags["max_request_rows"], max_json_values=flags["max_json_values"])
+        max_request_rows=flags["max_request_rows"],
+        max_request_pixels=flags["max_request_pixels"], max_json_values=flags["max_json_values"])
 
 
 def _rest_ssl_context(settings: SslSettings) -> ssl.SSLContext:
@@ -326,7 +331,8 @@ class ModelServer:
         runner = Runner(options.batching, options.max_concurrent,
                         on_batch=self.metrics.observe_batch)
         self.service = InferenceService(self.models, runner, self.metrics,
-                                        options.method_name_check, options.max_request_rows)
+                                        options.method_name_check, options.max_request_rows,
+                                        options.max_request_pixels)
         self._stop = threading.Event()
         self._rest = None
         self._grpc = None

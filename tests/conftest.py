@@ -93,3 +93,22 @@ def toy_models(tmp_path_factory):
     model = model_manager.ServedModel("toy", str(base), labels={"stable": 3})
     model.poll()
     return {"toy": model}
+
+
+def write_image_model(export_dir: str) -> None:
+    """An image model as ours are exported: encoded bytes → the serving graph's checked decode
+    (``trainer.preprocessing.decode_and_resize``) → the mean of each 8×8 image."""
+    import tensorflow as tf
+
+    from trainer.preprocessing import decode_and_resize
+
+    class Images(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+        def mean(self, images):
+            pixels = tf.map_fn(lambda image: tf.cast(decode_and_resize(image, 8), tf.float32),
+                               images, fn_output_signature=tf.float32)
+            return {"mean": tf.reduce_mean(pixels, axis=[1, 2, 3])}
+
+    module = Images()
+    tf.saved_model.save(module, export_dir, signatures={
+        "serving_default": module.mean.get_concrete_function()})

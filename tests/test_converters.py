@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -238,6 +239,38 @@ def test_csv_hostile_rows_cost_only_themselves(tmp_path):
     assert any(r == "duplicate_image" and "catalog-images/a.jpg" in d for r, d in rejects)
     with spans.SpanWriter(str(tmp_path / "out")) as writer:  # the operator allows it
         assert csv_catalog.convert(str(path), writer, allow_outside=True) == 3
+
+
+def test_csv_an_image_that_never_finishes_reading_costs_only_its_row(tmp_path, monkeypatch):
+    """A read stuck in a hung network file system (simulated: it waits for ever) rejects its
+    row as read_timeout after --read-timeout seconds; the rows after it are converted."""
+    import threading
+    images = tmp_path / "catalog" / "images"
+    images.mkdir(parents=True)
+    (images / "a.jpg").write_bytes(_jpeg(color=(1, 2, 3)))
+    (images / "hung.jpg").write_bytes(_jpeg(color=(4, 5, 6)))
+    (images / "b.jpg").write_bytes(_jpeg(color=(7, 8, 9)))
+    path = tmp_path / "catalog" / "catalog.csv"
+    path.write_text("image_path,brand\nimages/a.jpg,acme\nimages/hung.jpg,acme\n"
+                    "images/b.jpg,acme\n")
+    never = threading.Event()
+    read = csv_catalog.read_regular_file
+
+    def hanging_file_system(image_path, max_bytes):
+        if image_path.endswith("hung.jpg"):
+            never.wait()
+        return read(image_path, max_bytes)
+    monkeypatch.setattr(csv_catalog, "read_regular_file", hanging_file_system)
+    start = time.monotonic()
+    try:
+        with spans.SpanWriter(str(tmp_path / "out")) as writer:
+            assert csv_catalog.convert(str(path), writer, read_timeout=0.5) == 2
+    finally:
+        never.set()
+    assert time.monotonic() - start < 10
+    rejects = spans.read_rejects(writer.span_dir)
+    assert [r["reason"] for r in rejects] == ["read_timeout"]
+    assert "hung.jpg" in rejects[0]["detail"]
 
 
 def test_csv_without_required_columns_fails_clearly(tmp_path):

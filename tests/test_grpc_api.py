@@ -242,6 +242,35 @@ def test_oversized_message_is_resource_exhausted(toy_models):
         server.stop(grace=None)
 
 
+def test_images_in_examples_count_against_the_request_pixel_budget(toy_models):
+    """The pixels a request's images declare (read from headers, here inside tf.Examples) are
+    bounded per request (--max_request_pixels), before the request is queued."""
+    import struct
+    header = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + struct.pack(">II", 6000, 5000)  # 30 MP
+    server, port, _ = make_grpc_server(InferenceService(toy_models, max_pixels=50_000_000),
+                                       ["127.0.0.1:0"])
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            request = classification_pb2.ClassificationRequest()
+            request.model_spec.name, request.model_spec.signature_name = "toy", "classify"
+            _examples(request, 2.0, 5.0)
+            for example in request.input.example_list.examples:
+                example.features.feature["image/encoded"].bytes_list.value.append(header)
+            code, details = _code(stub.Classify, request)
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max_request_pixels" in details
+            del request.input.example_list.examples[1]  # one image: 30 MP, within the budget
+            response = stub.Classify(request, timeout=10)
+            assert len(response.result.classifications) == 1
+            code, details = _code(stub.Predict, _request(  # the same bytes sent as a tensor
+                signature="measure", data=np.array([header, header], object),
+                weight=np.ones([2], np.float32)))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        server.stop(grace=None)
+
+
 def test_health_and_bearer_token(toy_models):
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     server, port, _ = make_grpc_server(InferenceService(toy_models), ["127.0.0.1:0"],

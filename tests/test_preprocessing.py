@@ -12,6 +12,7 @@ tf = pytest.importorskip("tensorflow")
 
 from components.catalog_import import images  # noqa: E402
 from schemas import features as F  # noqa: E402
+from schemas import image_headers  # noqa: E402
 from trainer import preprocessing  # noqa: E402
 from trainer.families.attributes import transform as attributes_transform  # noqa: E402
 
@@ -76,7 +77,7 @@ def test_gif_decode_cost_counts_every_frame_in_the_graph_and_in_python(name, dat
                                                                        frames):
     graph_pixels, graph_frames = preprocessing.declared_decode_cost(tf.constant(data))
     assert (int(graph_pixels), int(graph_frames)) == (pixels, frames)
-    assert images.gif_decode_cost(data) == (pixels, frames)
+    assert image_headers.gif_decode_cost(data) == (pixels, frames)
 
 
 @pytest.mark.parametrize("data,message", [
@@ -97,10 +98,49 @@ def test_a_gif_of_tiny_sub_blocks_is_refused_as_malformed():
     data = b"GIF89a" + struct.pack("<HHBBB", 8, 8, 0, 0, 0) + body + b"\x00;"
     pixels, _ = preprocessing.declared_decode_cost(tf.constant(data))
     assert int(pixels) > F.MAX_IMAGE_PIXELS
-    assert images.gif_decode_cost(data)[0] > F.MAX_IMAGE_PIXELS
+    assert image_headers.gif_decode_cost(data)[0] > F.MAX_IMAGE_PIXELS
 
 
 def test_ordinary_gifs_still_decode():
     image = preprocessing.decode_and_resize(tf.constant(_gif(frames=3)), 32)
     assert image.shape == (32, 32, 3)
     assert images.normalize_image(_gif(frames=3)).pixels.shape == (48, 48, 3)
+
+
+def _encoded(format_name, size=(37, 23), **options):
+    buffer = io.BytesIO()
+    picture = Image.fromarray(np.random.default_rng(1).integers(0, 255, (size[1], size[0], 3),
+                                                                np.uint8))
+    picture.save(buffer, format=format_name, **options)
+    return buffer.getvalue()
+
+
+def _jpeg_with_exif_thumbnail():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation, so the APP1 segment comes before the frame header
+    return _encoded("JPEG", exif=exif.tobytes() + b"\0" * 3000)
+
+
+HEADER_CASES = [
+    ("png", _encoded("PNG"), 37 * 23),
+    ("jpeg", _encoded("JPEG"), 37 * 23),
+    ("progressive jpeg", _encoded("JPEG", progressive=True), 37 * 23),
+    ("jpeg with a large APP1 segment", _jpeg_with_exif_thumbnail(), 37 * 23),
+    ("bmp", _encoded("BMP"), 37 * 23),
+    ("gif", _encoded("GIF"), 37 * 23),
+    ("png declaring 60000²", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + struct.pack(">II", 60000, 60000)
+     + b"\x08\x02\0\0\0", 3_600_000_000),
+]
+
+
+@pytest.mark.parametrize("name,data,pixels", HEADER_CASES, ids=[c[0] for c in HEADER_CASES])
+def test_python_and_graph_read_the_same_declared_size(name, data, pixels):
+    graph_pixels, graph_frames = preprocessing.declared_decode_cost(tf.constant(data))
+    assert (int(graph_pixels), int(graph_frames)) == (pixels, 1)
+    assert image_headers.declared_decode_cost(data) == (pixels, 1)
+
+
+def test_bytes_that_are_no_image_have_no_declared_size():
+    assert image_headers.declared_decode_cost(b"a caption, not an image") is None
+    assert image_headers.declared_decode_cost(b"") is None
+    assert image_headers.declared_decode_cost(b"\xff\xd8\xff") == (0, 1)  # truncated JPEG

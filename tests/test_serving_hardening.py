@@ -15,11 +15,12 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from conftest import REPO_ROOT, write_toy_model  # noqa: E402
+from conftest import REPO_ROOT, write_image_model, write_toy_model  # noqa: E402
 
 
-def _start_process(base, *flags):
-    """``python -m serving`` on loopback: ``(process, rest port, grpc port)`` once available."""
+def _start_process(base, *flags, tls=None, token=None):
+    """``python -m serving`` on loopback: ``(process, rest port, grpc port)`` once available
+    (asked over HTTPS with the ``ssl.SSLContext`` ``tls``, with the bearer ``token``)."""
     grpc_port, rest_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
     log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads could fill and block it
     process = subprocess.Popen(
@@ -29,12 +30,15 @@ def _start_process(base, *flags):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=5)
-            connection.request("GET", "/v1/models/toy")
+            connection = (http.client.HTTPSConnection("localhost", rest_port, timeout=5,
+                                                      context=tls) if tls else
+                          http.client.HTTPConnection("127.0.0.1", rest_port, timeout=5))
+            connection.request("GET", "/v1/models/toy", headers={
+                "Authorization": f"Bearer {token}"} if token else {})
             if connection.getresponse().status == 200:
                 connection.close()
                 return process, rest_port, grpc_port
-        except OSError:
+        except (OSError, http.client.HTTPException):
             pass
         if process.poll() is not None:
             log.seek(0)
@@ -310,3 +314,188 @@ def test_sigterm_exits_within_the_grace_period_even_with_a_call_that_cannot_stop
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _png(width, height, declared=None):
+    """A PNG of ``width``×``height``, or (``declared``) only its signature and a header
+    declaring that size: what a bomb's first bytes look like."""
+    import io
+    import struct
+
+    import numpy as np
+    from PIL import Image
+    if declared:
+        return b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + struct.pack(">II", *declared) + b"\x08\x02\0\0\0"
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((height, width, 3), 200, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_image_bombs_and_pixel_heavy_requests_are_refused_before_decoding(tmp_path):
+    """Before: a 48 KB GIF with a 64×64 screen and an 8000×8000 frame decoded (+0.9 GB); 100
+    frames of 16 MP cost +1.6 GB and 15 CPU-seconds; nothing bounded a request's pixels. Now
+    the served graph reads every frame's size before decoding (400), and the server refuses a
+    request whose images declare more than --max_request_pixels (413) before it is queued."""
+    import base64
+
+    from test_preprocessing import gif_with_frames
+    base = tmp_path / "images"
+    write_image_model(str(base / "1"))
+    process, port, _ = _start_process(base)
+
+    def predict(*images):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        start = time.monotonic()
+        connection.request("POST", "/v1/models/toy:predict", json.dumps({"instances": [
+            {"b64": base64.b64encode(image).decode()} for image in images]}))
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        return response.status, answer, time.monotonic() - start
+
+    try:
+        status, answer, _ = predict(_png(16, 16))
+        assert status == 200 and abs(answer["predictions"][0] - 200.0) < 1.0
+        before = _peak_rss_mb(process.pid)
+        status, answer, seconds = predict(gif_with_frames(64, [(8000, 8000)]))
+        assert status == 400 and "image too large" in answer["error"], answer
+        assert seconds < 5
+        status, answer, seconds = predict(gif_with_frames(4000, [(4000, 4000)] * 100))
+        assert status == 413 and "--max_request_pixels" in answer["error"], answer
+        assert seconds < 2
+        status, answer, seconds = predict(*[_png(0, 0, declared=(6000, 5000))] * 40)
+        assert status == 413 and "--max_request_pixels" in answer["error"], answer
+        assert seconds < 2
+        growth = _peak_rss_mb(process.pid) - before
+        assert growth < 100, f"peak RSS grew by {growth:.0f} MB"
+        status, answer, _ = predict(*[_png(16, 16)] * 3)  # and good requests still work
+        assert status == 200 and len(answer["predictions"]) == 3
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _raw(port, data, seconds=10.0, tls=None):
+    """Sends ``data`` on a new connection; what comes back until the server closes it."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as raw:
+        connection = tls.wrap_socket(raw, server_hostname="localhost") if tls else raw
+        connection.sendall(data)
+        received = b""
+        try:
+            while chunk := connection.recv(65536):
+                received += chunk
+        except (socket.timeout, ConnectionResetError):
+            pass
+        return received
+
+
+def test_hostile_http_clients_of_the_real_server(toy_base, tmp_path):
+    """Before: a chunked body was ignored and the request hidden in it executed; deeply nested
+    JSON and a lone surrogate were 500s; connections were unlimited and the backlog 5 (a burst
+    of 200 saw 76 time out); a version folder beyond int64 broke Predict and GetModelStatus;
+    the reload API was open to anyone reaching the port."""
+    import shutil
+    import socket
+
+    import grpc
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+    base = tmp_path / "toy"
+    shutil.copytree(toy_base, base)
+    shutil.copytree(base / "1", base / "99999999999999999999")
+    process, port, grpc_port = _start_process(base, "--rest_api_max_connections=8")
+    try:
+        smuggled = b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n\r\n"
+        answer = _raw(port, b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+                            b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(smuggled)
+                      + smuggled + b"\r\n0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 501 ") and answer.count(b"HTTP/1.1 ") == 1
+
+        def post(body):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("POST", "/v1/models/toy:predict", body)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        assert post(b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")[0] == 400
+        status, answer = post(b'{"signature_name": "measure", "instances": '
+                              b'[{"data": "\\ud800", "weight": 1.0}]}')
+        assert status == 400 and "surrogate" in answer["error"]
+        assert post(b'{"instances": [1.0]}') == (200, {"predictions": [2.0]})
+
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/v1/models/toy")
+        response = connection.getresponse()
+        versions = [s["version"] for s in json.loads(response.read())["model_version_status"]]
+        assert response.status == 200 and versions == ["1"]
+        connection.close()
+
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
+        time.sleep(0.5)
+        assert _raw(port, b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n\r\n").startswith(
+            b"HTTP/1.1 503 ")
+        for connection in idle:
+            connection.close()
+        time.sleep(0.5)
+
+        burst, answered = [], 0
+        for _ in range(200):
+            connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+            connection.sendall(b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n"
+                               b"Connection: close\r\n\r\n")
+            burst.append(connection)
+        for connection in burst:
+            status_line = connection.recv(12)
+            answered += status_line in (b"HTTP/1.1 200", b"HTTP/1.1 503")
+            connection.close()
+        assert answered == 200  # every one connected and was answered, none timed out
+
+        request = model_management_pb2.ReloadConfigRequest()
+        config = request.config.model_config_list.config.add()
+        config.name, config.base_path = "other", str(base)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            with pytest.raises(grpc.RpcError) as err:
+                model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+                    request, timeout=30)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_unauthenticated_and_idle_tls_clients_of_the_real_server(toy_base, tmp_path):
+    """Before: with TLS on, one idle TCP connection blocked every HTTPS client; with a token,
+    the body was read before the token was checked (30 unauthenticated clients held +1.8 GB)
+    and 401s had no WWW-Authenticate."""
+    import socket
+    import ssl
+
+    from test_model_server import _self_signed
+    key, cert = _self_signed()
+    ssl_config = tmp_path / "ssl.txt"
+    ssl_config.write_text(f"server_key: {json.dumps(key)}\nserver_cert: {json.dumps(cert)}\n")
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    tls = ssl.create_default_context(cadata=cert)
+    process, port, _ = _start_process(toy_base, f"--ssl_config_file={ssl_config}",
+                                      f"--auth_token_file={token}", tls=tls, token="s3cret")
+    idle = socket.create_connection(("127.0.0.1", port), timeout=30)  # never says hello
+    try:
+        before = _peak_rss_mb(process.pid)
+        start = time.monotonic()
+        unauthenticated = [
+            _raw(port, b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: 60000000\r\n\r\n" + b"[" * 1000, tls=tls)
+            for _ in range(30)]
+        assert time.monotonic() - start < 10
+        for answer in unauthenticated:
+            assert answer.startswith(b"HTTP/1.1 401 ")
+            assert b'WWW-Authenticate: Bearer realm="fashion serve"' in answer
+        assert _peak_rss_mb(process.pid) - before < 100
+        connection = http.client.HTTPSConnection("localhost", port, timeout=5, context=tls)
+        connection.request("POST", "/v1/models/toy:predict", b'{"instances": [1.5]}',
+                           headers={"Authorization": "Bearer s3cret"})
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read()) == {"predictions": [3.0]}
+    finally:
+        idle.close()
+        process.terminate()
+        process.wait(timeout=30)

@@ -9,7 +9,8 @@ never costs the good ones: a row with a NUL byte or a field of any length is rej
 
 Image paths resolve under the CSV's folder; ``..`` or absolute paths leaving it are rejected
 (``outside_catalog``) unless ``allow_outside``. Only regular files are read (a FIFO or a device
-named in a row would block or never end), at most ``MAX_FILE_BYTES``. The same image listed
+named in a row would block or never end), at most ``MAX_FILE_BYTES``, within ``read_timeout``
+seconds (a hung network file system costs that row, not the run). The same image listed
 twice, or reached again through a symlink, becomes one record; the others are rejected as
 ``duplicate_image`` (see ``SpanWriter.add_serialized``).
 """
@@ -20,6 +21,7 @@ import csv
 import os
 import re
 import stat
+import threading
 from typing import Iterator, Optional
 
 from components.catalog_import import images as image_io
@@ -31,6 +33,8 @@ OPTIONAL_COLUMNS = ("category", "attributes", "caption")
 _ATTRIBUTE_SPLIT = re.compile(r"[;|]")
 _ATTRIBUTES = frozenset(F.ATTRIBUTE_VOCABULARY)
 MAX_FIELD = 10_000
+# Seconds one image may take to open and read before its row is rejected as ``read_timeout``.
+READ_TIMEOUT = 60.0
 # Fields beyond Python's default 128 KiB limit are read (and then rejected as too long), not
 # allowed to abort the whole file; beyond this the row is rejected by the csv module itself.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
@@ -99,15 +103,40 @@ def read_regular_file(path: str, max_bytes: int) -> bytes:
         os.close(descriptor)
 
 
+def read_within(path: str, max_bytes: int, timeout: float) -> bytes:
+    """:func:`read_regular_file` in a thread of its own; RejectedInput ``read_timeout`` when it
+    has not finished within ``timeout`` seconds. A read stuck in a hung network file system
+    cannot be interrupted: its thread (a daemon) is left behind and the conversion goes on."""
+    outcome: dict = {}
+    finished = threading.Event()
+
+    def read():
+        try:
+            outcome["data"] = read_regular_file(path, max_bytes)
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+        finally:
+            finished.set()
+
+    threading.Thread(target=read, name=f"read {path}", daemon=True).start()
+    if not finished.wait(timeout):
+        raise image_io.RejectedInput("read_timeout", f"{path}: not read within {timeout:g} s "
+                                     "(a hung network file system?)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["data"]
+
+
 def _lines(handle) -> Iterator[str]:
     for line in handle:
         yield line.replace("\0", _NUL_MARK) if "\0" in line else line
 
 
 def convert(csv_path: str, writer, progress=None, limit: Optional[int] = None,
-            allow_outside: bool = False) -> int:
+            allow_outside: bool = False, read_timeout: float = READ_TIMEOUT) -> int:
     """Converts every row of ``csv_path`` into ``writer``; returns the number written.
-    ``allow_outside`` lets ``image_path`` leave the CSV's folder."""
+    ``allow_outside`` lets ``image_path`` leave the CSV's folder; an image not read within
+    ``read_timeout`` seconds rejects its row."""
     base_dir = os.path.dirname(os.path.abspath(csv_path))
     written = 0
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
@@ -136,7 +165,7 @@ def convert(csv_path: str, writer, progress=None, limit: Optional[int] = None,
             line = f"{csv_path}:{reader.line_num}"
             try:
                 image_path, labels = parse_row(row, base_dir, allow_outside)
-                data = read_regular_file(image_path, image_io.MAX_FILE_BYTES)
+                data = read_within(image_path, image_io.MAX_FILE_BYTES, read_timeout)
                 image = image_io.normalize_image(data)
             except image_io.RejectedInput as err:
                 writer.reject(line, err.reason, err.detail, count_input=True)

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from schemas.features import MAX_GIF_FRAMES, MAX_IMAGE_PIXELS
+from schemas.image_headers import gif_decode_cost
 
 MAX_PIXELS = MAX_IMAGE_PIXELS  # ~40 MP: larger "photos" are treated as decompression bombs.
 MIN_SIDE = 16
@@ -49,56 +50,6 @@ class NormalizedImage:
     pixels: np.ndarray  # HxWx3 uint8, after EXIF rotation
     reencoded: bool
     exif_transpose: int  # the EXIF orientation that was applied (1 = none)
-
-
-def gif_decode_cost(data: bytes) -> tuple[int, int]:
-    """``(pixels, frames)`` that decoding every frame of a GIF costs, read from its block
-    structure without decoding: the largest of the logical screen, the sum of the frames'
-    own sizes (a frame may declare more than the screen) and frames × screen.
-
-    The same walk as the serving graph's (``trainer.preprocessing._gif_decode_cost``): block
-    headers are read, data sub-blocks skipped, one step each; a structure needing more than
-    one step per 64 bytes plus 8 per frame (real encoders write 255-byte sub-blocks) is
-    reported as ``(2**62, frames)``, and the walk stops past MAX_GIF_FRAMES frames.
-    """
-    if len(data) < 13 or not data.startswith(b"GIF8"):
-        raise ValueError("not a GIF")
-
-    def table_size(packed: int) -> int:
-        return 3 * (2 << (packed & 7)) if packed & 0x80 else 0
-
-    screen = int.from_bytes(data[6:8], "little") * int.from_bytes(data[8:10], "little")
-    position = 13 + table_size(data[10])
-    frames = frame_pixels = steps = 0
-    padded = data + b"\0" * 16
-
-    def refused() -> bool:
-        return steps > len(data) // 64 + 8 * frames + 256
-
-    while position < len(data) and frames <= MAX_GIF_FRAMES:
-        steps += 1
-        if refused():
-            return 2 ** 62, frames
-        kind = padded[position]
-        if kind == 0x21:  # extension: label, then sub-blocks
-            position += 2
-        elif kind == 0x2C:  # image descriptor: x, y, width, height, packed
-            width = int.from_bytes(padded[position + 5:position + 7], "little")
-            height = int.from_bytes(padded[position + 7:position + 9], "little")
-            frames += 1
-            frame_pixels += width * height
-            position += 10 + table_size(padded[position + 9]) + 1  # + LZW minimum code size
-        else:  # trailer (0x3B) or garbage: the decoder has the last word
-            break
-        while position < len(data):  # data sub-blocks until the zero-length terminator
-            steps += 1
-            if refused():
-                return 2 ** 62, frames
-            size = padded[position]
-            position += size + 1
-            if size == 0:
-                break
-    return max(screen, frame_pixels, frames * screen), frames
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
