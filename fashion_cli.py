@@ -125,6 +125,24 @@ def _load_config(args):
     return config
 
 
+def _run_pipeline(config, command: str):
+    """Runs the pipeline; ``(exit status, summary or None)``. A gate that stops the run (schema
+    anomalies, catalog drift) is exit status 3 with its reasons, not a traceback."""
+    from components.anomaly_gate.logic import AnomaliesFound
+    from components.catalog_drift.logic import DriftFound
+    from pipeline import runner
+    from trainer.weights import WeightsUnavailableError
+    try:
+        return 0, runner.run(config,
+                             log=lambda message: print(message, file=sys.stderr, flush=True))
+    except (WeightsUnavailableError, FileNotFoundError) as err:
+        print(f"fashion {command}: error: {err}", file=sys.stderr)
+        return 2, None
+    except (AnomaliesFound, DriftFound) as err:
+        print(f"fashion {command}: the run stopped: {err}", file=sys.stderr)
+        return 3, None
+
+
 def cmd_run(args) -> int:
     import pipeline_config
     try:
@@ -132,14 +150,67 @@ def cmd_run(args) -> int:
     except pipeline_config.ConfigError as err:
         print(f"fashion run: error: {err}", file=sys.stderr)
         return 2, None
-    from pipeline import runner
-    from trainer.weights import WeightsUnavailableError
+    status, summary = _run_pipeline(config, "run")
+    if summary is None:
+        return status, None
+    return 0, _render(args, summary, _run_text(summary))
+
+
+def cmd_drop(args) -> int:
+    """Converts a catalog drop into the workspace catalog's next span, then runs the pipeline
+    on it (drift checks first: a drop that drifted stops the run with a report)."""
+    import pipeline_config
+    from components.catalog_import import ccp, csv_catalog, odapi
+    from components.catalog_import.spans import SpanWriter
     try:
-        summary = runner.run(config,
-                             log=lambda message: print(message, file=sys.stderr, flush=True))
-    except (WeightsUnavailableError, FileNotFoundError) as err:
-        print(f"fashion run: error: {err}", file=sys.stderr)
+        config = _load_config(args)
+    except pipeline_config.ConfigError as err:
+        print(f"fashion drop: error: {err}", file=sys.stderr)
         return 2, None
+    kind = args.kind if args.kind != "auto" else _drop_kind(args.source)
+    if kind is None:
+        print(f"fashion drop: error: cannot tell what {args.source} is: give a CCP-style folder "
+              "(photos/), a CSV file or a TFRecord glob, or --kind", file=sys.stderr)
+        return 2, None
+    report = _progress(f"drop {kind}")
+    try:
+        with SpanWriter(config.catalog_root, num_shards=config.data.num_shards,
+                        eval_fraction=config.data.eval_fraction) as writer:
+            if kind == "ccp":
+                ccp.convert(args.source, writer, report, args.limit)
+            elif kind == "csv":
+                csv_catalog.convert(args.source, writer, report, args.limit, args.allow_outside,
+                                    args.read_timeout)
+            else:
+                odapi.convert(args.source, writer, report, args.limit)
+    except (FileNotFoundError, csv_catalog.CatalogFormatError, ValueError) as err:
+        print(f"fashion drop: error: {err}", file=sys.stderr)
+        return 2, None
+    conversion = writer.summary.to_json()
+    print(_conversion_text(conversion), file=sys.stderr)
+    if not sum(conversion["written"].values()):
+        print("fashion drop: error: nothing in the drop could be converted; the pipeline does "
+              "not run", file=sys.stderr)
+        return 2, None
+    status, summary = _run_pipeline(config, "drop")
+    if summary is None:
+        return status, None
+    summary = {**summary, "drop": conversion}
+    return 0, _render(args, summary, _run_text(summary))
+
+
+def _drop_kind(source: str):
+    if os.path.isdir(os.path.join(source, "photos")):
+        return "ccp"
+    if source.lower().endswith(".csv"):
+        return "csv"
+    if "tfrecord" in source.lower() or "*" in source:
+        return "odapi"
+    return None
+
+
+def _run_text(summary: dict) -> str:
+    """What ``fashion run`` and ``fashion drop`` print when the pipeline finished."""
     from trainer.families import registry
     lines = [f"pipeline finished in {summary['seconds']} s",
              f"  ML Metadata: {summary['metadata']}"]
@@ -157,7 +228,7 @@ def cmd_run(args) -> int:
     if summary.get("models_config"):
         lines.append(f"  serve them all: fashion serve --model_config_file="
                      f"{summary['models_config']}")
-    return 0, _render(args, summary, "\n".join(lines))
+    return "\n".join(lines)
 
 
 def _infra_text(report) -> str:
@@ -527,6 +598,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config field, e.g. --set category.epochs=3 (repeatable)")
     r.add_argument("--json", action="store_true", help="print a JSON summary")
     r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("drop", help="convert a new catalog drop into the next span and run the "
+                                    "pipeline on it (drift-checked against the last spans)")
+    d.add_argument("source", help="a CCP-style folder (photos/), a CSV file (image_path, brand, "
+                                  "...) or a TFRecord glob (OD-API records)")
+    d.add_argument("--kind", choices=("auto", "ccp", "csv", "odapi"), default="auto")
+    d.add_argument("--profile", default="default", help="smoke, default, full or ccp")
+    d.add_argument("--workspace", default="workspace", help="the workspace of earlier runs")
+    d.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field (repeatable)")
+    d.add_argument("--limit", type=int, default=None, help="convert at most this many inputs")
+    d.add_argument("--allow-outside", action="store_true",
+                   help="csv: read image paths outside the CSV's folder")
+    d.add_argument("--read-timeout", type=float, default=60.0,
+                   help="csv: seconds to read one image before its row is rejected")
+    d.add_argument("--json", action="store_true", help="print a JSON summary")
+    d.set_defaults(func=cmd_drop)
 
     k = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (KFP v2 JSON)")
     k.add_argument("--profile", default="full", help="smoke, default or full")

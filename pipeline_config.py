@@ -85,6 +85,45 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DriftConfig:
+    """How a new catalog span is compared with the accepted ones before anything trains on it
+    (``components/catalog_drift``). A span past any threshold stops the run with a report; a
+    span that passes becomes the baseline of the next."""
+
+    enabled: bool = True
+    history_spans: int = 5  # earlier accepted spans that duplicates are looked for in
+    max_corrupt_rate: float = 0.1  # inputs rejected as broken images
+    max_duplicate_rate: float = 0.2  # images with an exact or near duplicate
+    near_duplicate_bits: int = 4  # pHash Hamming distance (of 64 bits) of a near duplicate
+    max_image_js: float = 0.2  # brightness, contrast, resolution, aspect ratio histograms
+    max_embedding_auc: float = 0.9  # a classifier telling the spans apart (0.5: same content)
+    max_label_linf: float = 0.25  # TFDV L-infinity on categorical label distributions
+    max_numeric_js: float = 0.3  # TFDV Jensen-Shannon on numeric features
+    # A class absent now whose previous share predicts this many occurrences in the new span
+    # (absent by chance with probability ~exp(-n)) has vanished ...
+    vanished_class_min_expected: float = 10.0
+    fail_on_vanished_classes: bool = True  # ... and stops the run
+    # The image embedder (a dotted path: model code is named, not imported, by the pipeline),
+    # its weights ("none": no embedding check) and input size.
+    embedder: str = "trainer.backbones.efficientnet.image_embedder"
+    embedding_weights: str = "efficientnet-lite0-imagenet"
+    embedding_size: int = 96
+    max_embedded: int = 512  # images of each span embedded (a seeded sample)
+
+    def __post_init__(self):
+        check(self.history_spans >= 1, "drift history_spans must be >= 1")
+        check(self.vanished_class_min_expected >= 1, "drift vanished_class_min_expected must "
+              "be >= 1")
+        for name in ("max_corrupt_rate", "max_duplicate_rate", "max_image_js", "max_label_linf",
+                     "max_numeric_js"):
+            check(0.0 <= getattr(self, name) <= 1.0, f"drift {name} must be in [0, 1]")
+        check(0.5 <= self.max_embedding_auc <= 1.0, "drift max_embedding_auc must be 0.5..1")
+        check(0 <= self.near_duplicate_bits < 32, "drift near_duplicate_bits must be 0..31")
+        check(32 <= self.embedding_size <= 512, "drift embedding_size must be 32..512")
+        check(self.max_embedded >= 20, "drift max_embedded must be >= 20")
+
+
+@dataclasses.dataclass(frozen=True)
 class TransformConfig:
     """Deterministic preprocessing done once by TF Transform."""
 
@@ -230,6 +269,7 @@ class PipelineConfig:
     families: tuple = ()
     family_configs: Mapping[str, TrainingConfig] = types.MappingProxyType({})
     beam: BeamConfig = BeamConfig()
+    drift: DriftConfig = DriftConfig()
     serving_dir: str = ""  # empty: <workspace>/serving
 
     def __post_init__(self):
@@ -267,6 +307,16 @@ class PipelineConfig:
         return _join(self.workspace_dir, "metadata.sqlite")
 
     @property
+    def drift_history_root(self) -> str:
+        """The accepted spans' profiles and statistics, which new spans are compared with."""
+        return _join(self.workspace_dir, "drift_history")
+
+    @property
+    def reports_root(self) -> str:
+        """Reports a person reads (drift reports per span), outside the pipeline root."""
+        return _join(self.workspace_dir, "reports")
+
+    @property
     def checkpoint_root(self) -> str:
         """Resumable training checkpoints (kept only while a training is unfinished)."""
         return _join(self.workspace_dir, "checkpoints")
@@ -283,7 +333,8 @@ def _pipeline_profile(profile: str) -> dict:
     """What a profile sets outside the families (data, Transform, Beam)."""
     if profile == "smoke":
         return {"data": DataConfig(synthetic_images=60, synthetic_image_size=96, num_shards=2),
-                "transform": TransformConfig(stored_size=32)}
+                "transform": TransformConfig(stored_size=32),
+                "drift": DriftConfig(embedding_size=64, max_embedded=60)}
     if profile == "ccp":
         # CCP photos are 550×830 portraits: letterboxed to 128 px, a garment crop keeps detail.
         return {"data": DataConfig(source="ccp", num_shards=2),

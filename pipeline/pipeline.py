@@ -19,6 +19,7 @@ import json
 from tfx import v1 as tfx
 
 from components.anomaly_gate.component import AnomalyGate
+from components.catalog_drift.component import CatalogDriftValidator
 from components.catalog_index.component import CatalogIndexer
 from components.composite_model.component import ComposeModel
 from components.catalog_import.spans import split_input_pattern
@@ -189,6 +190,17 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
     components = [example_gen, statistics_gen, schema_gen, example_validator, gate]
+    gates = [gate]
+    if config.drift.enabled:
+        drift = CatalogDriftValidator(
+            examples=example_gen.outputs["examples"],
+            statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+            thresholds=json.dumps(dataclasses.asdict(config.drift)),
+            history_root=config.drift_history_root, report_root=config.reports_root,
+            catalog_root=config.catalog_root)
+        drift.add_upstream_node(gate)  # a span that violates the schema is not profiled
+        components.append(drift)
+        gates.append(drift)
 
     records = example_gen.outputs["examples"]
     sources = {spec.name: example_source(config, spec, records) for spec in specs}
@@ -197,14 +209,15 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
     if any(spec.transform_fragment for spec in on_records):
         transform = _transform(config, records, schema_gen, on_records, "Transform")
         components.append(transform)
-        # The gate has no output artifact; this edge makes everything after it wait for (and
-        # be skipped by the failure of) the gate.
-        transform.add_upstream_node(gate)
+        # The gates have no artifact that Transform takes; this edge makes everything after
+        # them wait for (and be skipped by the failure of) the last gate, which waits for the
+        # first.
+        transform.add_upstream_node(gates[-1])
     channels = {}
     for spec in specs:
         source, family_transform, examples = sources[spec.name], transform, records
         if source is not None:
-            source.add_upstream_node(gate)
+            source.add_upstream_node(gates[-1])
             examples = source.outputs["examples"]
             components.append(source)
             if spec.transform_fragment:
@@ -214,7 +227,7 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
         nodes, channels[spec.name] = family_branch(config, spec, examples, schema_gen,
                                                    family_transform)
         if spec.transform_fragment is None:  # trains on raw examples: gated directly
-            nodes[0].add_upstream_node(gate)
+            nodes[0].add_upstream_node(gates[-1])
         components += nodes
     for composite in registry.composite_specs():
         if set(composite.families) <= set(config.families):

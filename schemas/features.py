@@ -36,6 +36,11 @@ CAPTION = "fashion/caption"
 
 BBOX_KEYS = (BBOX_XMIN, BBOX_YMIN, BBOX_XMAX, BBOX_YMAX)
 OD_API_REQUIRED_KEYS = (IMAGE_ENCODED, IMAGE_FORMAT, IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_SOURCE_ID)
+# Label features whose distributions are compared between catalog spans (TFDV drift
+# comparators: L-infinity for these categorical ones, Jensen-Shannon for the numeric ones).
+DRIFT_CATEGORICAL_FEATURES = (IMAGE_CLASS_TEXT, OBJECT_GARMENT_TEXT, OBJECT_CLASS_TEXT,
+                              ATTRIBUTES, BRAND)
+DRIFT_NUMERIC_FEATURES = (IMAGE_HEIGHT, IMAGE_WIDTH)
 # Features a serving request carries; everything else is a label (TRAINING environment only).
 SERVING_KEYS = (IMAGE_ENCODED,)
 # Largest image (width x height) accepted anywhere, at import and at serving: a bigger

@@ -4,6 +4,7 @@ per test.
 Marked ``e2e`` (a few minutes together on 2 cores); CI runs them with the rest.
 """
 
+import dataclasses
 import glob
 import io
 import json
@@ -404,8 +405,9 @@ def test_schema_anomaly_blocks_training_and_pushing(tmp_path):
                 example.features.feature[F.IMAGE_CLASS_TEXT].bytes_list.value[0] = b"spacesuit"
             writer.add_serialized(record.source_id, example.SerializeToString(), True)
     result = _fashion("run", "--profile", "smoke", "--workspace", str(tmp_path), check=False)
-    assert result.returncode != 0
-    assert "AnomaliesFound" in result.stderr and "image/class/text" in result.stderr
+    assert result.returncode == 3
+    assert "the run stopped: data violates the curated schema" in result.stderr
+    assert "image/class/text" in result.stderr and "Traceback" not in result.stderr
     executions = _executions_by_node(str(tmp_path / "metadata.sqlite"))
     assert "COMPLETE" in executions["ExampleValidator"]
     assert "FAILED" in executions["AnomalyGate"]
@@ -695,3 +697,33 @@ def test_a_killed_run_resumes_at_its_last_finished_epoch(tmp_path):
     assert summary["pushed_models"]["category"]
     assert not checkpoints.exists() or not list(checkpoints.iterdir()), (key, list(
         checkpoints.iterdir()))
+
+
+def test_a_drop_that_drifted_stops_the_run_with_a_report(smoke_run, tmp_path):
+    """``fashion drop`` of darker photos into the smoke workspace: converted into span-2,
+    compared with the accepted span-1, the run stops before training (exit 3) naming the
+    cause, the report stays in reports/drift/span-2 and no model is pushed. Last in this file:
+    it leaves a drifted span in the shared workspace."""
+    workspace, _ = smoke_run
+    served = {family: sorted(os.listdir(workspace / "serving" / family)) for family in FAMILIES}
+    drop = tmp_path / "drop.tfrecord"
+    with tf.io.TFRecordWriter(str(drop)) as out:
+        for record in generator.generate(11, 60, 96):
+            pixels = np.asarray(Image.open(io.BytesIO(record.encoded)), np.float32) * 0.35
+            buffer = io.BytesIO()
+            Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+            darker = dataclasses.replace(record, encoded=buffer.getvalue(), format="jpeg")
+            out.write(to_example(darker).SerializeToString())
+    result = _fashion("drop", str(drop), "--profile", "smoke", "--workspace", str(workspace),
+                      check=False)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "span-2 drifted from span-1" in result.stderr and "brightness" in result.stderr
+    assert "Traceback" not in result.stderr
+    report = workspace / "reports" / "drift" / "span-2"
+    verdict = json.loads((report / "drift.json").read_text())
+    assert "brightness" in verdict["failed"] and (report / "index.html").is_file()
+    executions = _executions_by_node(str(workspace / "metadata.sqlite"))
+    assert executions["CatalogDriftValidator"][-1] == "FAILED"
+    assert served == {family: sorted(os.listdir(workspace / "serving" / family))
+                      for family in FAMILIES}
+

@@ -37,6 +37,8 @@ def transform_of(config, spec) -> str:
 def expected_nodes(config, specs=SPECS) -> set:
     nodes = {"ImportExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
              "AnomalyGate"}
+    if config.drift.enabled:
+        nodes.add("CatalogDriftValidator")
     if any(spec.transform_fragment and not own_examples(config, spec) for spec in specs):
         nodes.add("Transform")
     for spec in specs:
@@ -100,14 +102,28 @@ def test_each_pusher_needs_its_evaluation_and_infra_blessings(nodes, spec):
 
 
 def test_gate_blocks_everything_after_validation(nodes, config):
-    assert "AnomalyGate" in nodes["Transform"].upstream_nodes
+    """The schema gate, then the drift check (which waits for it), come before anything that
+    trains: a failure of either stops the run."""
+    last_gate = "CatalogDriftValidator"
+    assert "AnomalyGate" in nodes[last_gate].upstream_nodes
+    assert {"StatisticsGen", "ImportSchemaGen", "ImportExampleGen"} <= set(
+        nodes[last_gate].upstream_nodes)
+    assert last_gate in nodes["Transform"].upstream_nodes
     assert "ExampleValidator" in nodes["AnomalyGate"].upstream_nodes
     for spec in SPECS:
         if own_examples(config, spec):
-            assert "AnomalyGate" in nodes[spec.node_id("Examples")].upstream_nodes
+            assert last_gate in nodes[spec.node_id("Examples")].upstream_nodes
         if spec.transform_fragment is None:  # trains on the records: gated directly
-            assert "AnomalyGate" in nodes[spec.node_id("Trainer")].upstream_nodes
+            assert last_gate in nodes[spec.node_id("Trainer")].upstream_nodes
             assert "Transform" not in nodes[spec.node_id("Trainer")].upstream_nodes
+
+
+def test_without_the_drift_check_the_schema_gate_guards_training(config):
+    from pipeline.pipeline import create_pipeline
+    plain = create_pipeline(dataclasses.replace(config, drift=pc.DriftConfig(enabled=False)))
+    ids = {c.id: c for c in plain.components}
+    assert "CatalogDriftValidator" not in ids
+    assert "AnomalyGate" in {n.id for n in ids["Transform"].upstream_nodes}
 
 
 def test_category_trains_and_is_evaluated_on_garment_crops(nodes, built, config):

@@ -90,3 +90,25 @@ def pooled_features(*, variant: str, source_size: int, backbone_size: int | None
                 layer.momentum = batchnorm_momentum
     features = keras.layers.Identity(name=FEATURES_LAYER)(base(x))
     return inputs, keras.layers.Dropout(dropout, name="head_dropout")(features)
+
+
+def image_embedder(weights: str, image_size: int, batch_size: int = 64):
+    """``embed(encoded images) -> [n, 1280] numpy``: EfficientNet-Lite0's pooled features (the
+    pretrained trunk the image families start from) on letterboxed ``image_size``² RGB; what
+    the catalog drift check compares spans with."""
+    import numpy as np
+    import tensorflow as tf
+
+    from trainer.preprocessing import decode_and_resize
+    from trainer.weights import resolve_weights
+    model = backbone("lite0", image_size, resolve_weights(weights, "efficientnet-lite0"))
+
+    def embed(encoded_images: list) -> np.ndarray:
+        batches = []
+        for start in range(0, len(encoded_images), batch_size):
+            pixels = tf.stack([tf.cast(decode_and_resize(tf.constant(image), image_size),
+                                       tf.float32)
+                               for image in encoded_images[start:start + batch_size]])
+            batches.append(np.asarray(model(pixels, training=False)))
+        return np.concatenate(batches) if batches else np.zeros([0, 1280], np.float32)
+    return embed
