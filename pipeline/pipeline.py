@@ -171,14 +171,11 @@ def _transform(config: PipelineConfig, examples, schema_gen, specs, node_id: str
         custom_config=transform_custom_config(config, specs)).with_id(node_id)
 
 
-def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
-                    local_metadata: bool = True) -> tfx.dsl.Pipeline:
-    """Builds the pipeline described by ``config`` (no component runs here).
-
-    ``local_metadata`` False leaves ML Metadata to the orchestrator (Kubeflow); True uses the
-    SQLite store under the workspace.
-    """
-    specs = [registry.get(name) for name in config.families]
+def ingestion_nodes(config: PipelineConfig) -> tuple:
+    """The nodes every run starts with: ImportExampleGen (the latest span) → StatisticsGen,
+    ImportSchemaGen → ExampleValidator → AnomalyGate → CatalogDriftValidator (when
+    ``config.drift.enabled``). Returns ``(nodes, example_gen, schema_gen, last_gate)``: whatever
+    trains must wait for ``last_gate``."""
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.catalog_root,
         input_config=tfx.proto.Input(splits=[
@@ -189,18 +186,48 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
-    components = [example_gen, statistics_gen, schema_gen, example_validator, gate]
-    gates = [gate]
-    if config.drift.enabled:
-        drift = CatalogDriftValidator(
-            examples=example_gen.outputs["examples"],
-            statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
-            thresholds=json.dumps(dataclasses.asdict(config.drift)),
-            history_root=config.drift_history_root, report_root=config.reports_root,
-            catalog_root=config.catalog_root)
-        drift.add_upstream_node(gate)  # a span that violates the schema is not profiled
-        components.append(drift)
-        gates.append(drift)
+    nodes = [example_gen, statistics_gen, schema_gen, example_validator, gate]
+    if not config.drift.enabled:
+        return nodes, example_gen, schema_gen, gate
+    drift = CatalogDriftValidator(
+        examples=example_gen.outputs["examples"],
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+        thresholds=json.dumps(dataclasses.asdict(config.drift)),
+        history_root=config.drift_history_root, report_root=config.reports_root,
+        catalog_root=config.catalog_root)
+    drift.add_upstream_node(gate)  # a span that violates the schema is not profiled
+    return nodes + [drift], example_gen, schema_gen, drift
+
+
+def _pipeline(config: PipelineConfig, components: list, enable_cache: bool,
+              local_metadata: bool) -> tfx.dsl.Pipeline:
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=config.pipeline_root,
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+            if local_metadata else None),
+        components=components,
+        enable_cache=enable_cache,
+        beam_pipeline_args=config.beam.args(),
+    )
+
+
+def create_validation_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """Only the :func:`ingestion_nodes`: validates the latest span (schema, drift) and, when it
+    passes, adds it to the drift history; trains nothing."""
+    return _pipeline(config, ingestion_nodes(config)[0], False, True)
+
+
+def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
+                    local_metadata: bool = True) -> tfx.dsl.Pipeline:
+    """Builds the pipeline described by ``config`` (no component runs here).
+
+    ``local_metadata`` False leaves ML Metadata to the orchestrator (Kubeflow); True uses the
+    SQLite store under the workspace.
+    """
+    specs = [registry.get(name) for name in config.families]
+    components, example_gen, schema_gen, last_gate = ingestion_nodes(config)
 
     records = example_gen.outputs["examples"]
     sources = {spec.name: example_source(config, spec, records) for spec in specs}
@@ -212,12 +239,12 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
         # The gates have no artifact that Transform takes; this edge makes everything after
         # them wait for (and be skipped by the failure of) the last gate, which waits for the
         # first.
-        transform.add_upstream_node(gates[-1])
+        transform.add_upstream_node(last_gate)
     channels = {}
     for spec in specs:
         source, family_transform, examples = sources[spec.name], transform, records
         if source is not None:
-            source.add_upstream_node(gates[-1])
+            source.add_upstream_node(last_gate)
             examples = source.outputs["examples"]
             components.append(source)
             if spec.transform_fragment:
@@ -227,7 +254,7 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
         nodes, channels[spec.name] = family_branch(config, spec, examples, schema_gen,
                                                    family_transform)
         if spec.transform_fragment is None:  # trains on raw examples: gated directly
-            nodes[0].add_upstream_node(gates[-1])
+            nodes[0].add_upstream_node(last_gate)
         components += nodes
     for composite in registry.composite_specs():
         if set(composite.families) <= set(config.families):
@@ -235,13 +262,4 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
             components += (resolve(composite.factory)(config, inputs) if composite.factory
                            else composite_nodes(config, composite, inputs))
 
-    return tfx.dsl.Pipeline(
-        pipeline_name=config.name,
-        pipeline_root=config.pipeline_root,
-        metadata_connection_config=(
-            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-            if local_metadata else None),
-        components=components,
-        enable_cache=enable_cache,
-        beam_pipeline_args=config.beam.args(),
-    )
+    return _pipeline(config, components, enable_cache, local_metadata)

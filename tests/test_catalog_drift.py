@@ -122,31 +122,14 @@ def _darker(record):
 
 
 def _run(config):
+    """The ingestion and validation nodes of the pipeline (schema gate, then drift), run by
+    LocalDagRunner."""
     from tfx import v1 as tfx
 
-    from components.catalog_drift.component import CatalogDriftValidator
-    from components.catalog_import.spans import split_input_pattern
     from pipeline.beam_staging import skip_staging_for_local_runners
-    from schemas import features as F
+    from pipeline.pipeline import create_validation_pipeline
     skip_staging_for_local_runners()
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=config.catalog_root, input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=split, pattern=split_input_pattern(split))
-            for split in ("train", "eval")]))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=F.SCHEMA_PATH)
-    drift = CatalogDriftValidator(
-        examples=example_gen.outputs["examples"], statistics=statistics_gen.outputs["statistics"],
-        schema=schema_gen.outputs["schema"],
-        thresholds=json.dumps(dataclasses.asdict(config.drift)),
-        history_root=config.drift_history_root, report_root=config.reports_root,
-        catalog_root=config.catalog_root)
-    tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
-        pipeline_name="drift", pipeline_root=config.pipeline_root,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path),
-        components=[example_gen, statistics_gen, schema_gen, drift],
-        beam_pipeline_args=config.beam.args()))
+    tfx.orchestration.LocalDagRunner().run(create_validation_pipeline(config))
 
 
 def test_consecutive_spans_pass_or_stop_the_run_with_a_report_naming_the_cause(tmp_path):

@@ -258,6 +258,53 @@ def test_kubeflow_compilation_writes_a_pipeline_spec(tmp_path):
     assert "metadata.sqlite" not in text
 
 
+def test_the_kubeflow_spec_is_validated_beyond_compiling(tmp_path):
+    """compile_pipeline loads its spec back with the KFP SDK and checks every task (it raises
+    on a problem); a spec damaged after compiling is reported task by task."""
+    import json
+
+    from pipeline.kubeflow import compile_pipeline, validate_spec
+    config = pc.get_config("smoke", workspace="gs://example-bucket/fashion")
+    path = compile_pipeline(config, "registry.example/fashion:1", str(tmp_path / "spec.json"))
+    assert validate_spec(path, "registry.example/fashion:1") == []
+    job = json.load(open(path))
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    tasks["CatalogDriftValidator"]["inputs"]["artifacts"]["statistics"]["taskOutputArtifact"][
+        "producerTask"] = "StatsGen"
+    del tasks["Transform"]["inputs"]["artifacts"]["schema"]
+    container = job["pipelineSpec"]["deploymentSpec"]["executors"]["AnomalyGate_executor"][
+        "container"]
+    container["image"] = "other:2"
+    container["args"][container["args"].index("--executor_class_path") + 1] = "components.x.E"
+    json.dump(job, open(tmp_path / "bad.json", "w"))
+    assert sorted(validate_spec(str(tmp_path / "bad.json"), "registry.example/fashion:1")) == [
+        "AnomalyGate: executor class 'components.x.E' cannot be imported",
+        "AnomalyGate: image 'other:2', not 'registry.example/fashion:1'",
+        "CatalogDriftValidator.statistics: from a task that does not exist: StatsGen",
+        "Transform: required input 'schema' is not given"]
+    assert validate_spec(str(tmp_path / "bad.json"), "other:2")  # the rest stays wrong
+
+
+def test_the_container_image_installs_the_lock_and_every_package():
+    """The Dockerfile (not built here: no Docker) matches the project: Python 3.10, the locked
+    dependencies, every top-level package and module the pipeline's executors import."""
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parents[1]
+    dockerfile = (root / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.10", dockerfile, re.M)
+    assert "pip install -r requirements.lock" in dockerfile
+    assert "pip install --no-deps ." in dockerfile
+    copied = {word for line in dockerfile.splitlines() if line.startswith("COPY ")
+              for word in line.split()[1:-1]}
+    pyproject = (root / "pyproject.toml").read_text()
+    packages = re.search(r"include = \[(.*?)\]", pyproject).group(1)
+    for package in re.findall(r'"(\w+)\*"', packages):
+        assert package in copied, package
+    for module in re.search(r"py-modules = \[(.*?)\]", pyproject).group(1).split(","):
+        assert f"{module.strip().strip(chr(34))}.py" in copied, module
+
+
 @pytest.mark.parametrize("composite", [c for c in registry.composite_specs() if c.builder],
                          ids=lambda c: c.name)
 def test_a_composite_is_composed_after_its_families_pushers_and_pushed_if_served(
