@@ -131,16 +131,28 @@ def _run_pipeline(config, command: str):
     from components.anomaly_gate.logic import AnomaliesFound
     from components.catalog_drift.logic import DriftFound
     from pipeline import runner
+    from pipeline.console import RunConsole
     from trainer.weights import WeightsUnavailableError
+    folder = (os.path.join(config.workspace_dir, "logs") if "://" not in config.workspace_dir
+              else "logs")
+    log_path = os.path.join(folder, f"{command}-{time.strftime('%Y%m%d-%H%M%S')}.log")
+    print(f"fashion {command}: profile {config.profile}, workspace {config.workspace_dir}; "
+          f"the full log is {log_path}", file=sys.stderr, flush=True)
     try:
-        return 0, runner.run(config,
-                             log=lambda message: print(message, file=sys.stderr, flush=True))
+        with RunConsole(log_path) as console:
+            summary = runner.run(config, log=console.say)
     except (WeightsUnavailableError, FileNotFoundError) as err:
         print(f"fashion {command}: error: {err}", file=sys.stderr)
         return 2, None
     except (AnomaliesFound, DriftFound) as err:
-        print(f"fashion {command}: the run stopped: {err}", file=sys.stderr)
+        print(f"fashion {command}: the run stopped: {err}\n(full log: {log_path})",
+              file=sys.stderr)
         return 3, None
+    except BaseException:
+        print(f"fashion {command}: the run failed; the full log is {log_path}", file=sys.stderr)
+        raise
+    print(f"slowest components:\n{console.table(top=8)}", file=sys.stderr)
+    return 0, {**summary, "component_seconds": console.component_seconds, "log": log_path}
 
 
 def cmd_run(args) -> int:
@@ -212,7 +224,7 @@ def _drop_kind(source: str):
 def _run_text(summary: dict) -> str:
     """What ``fashion run`` and ``fashion drop`` print when the pipeline finished."""
     from trainer.families import registry
-    lines = [f"pipeline finished in {summary['seconds']} s",
+    lines = [f"pipeline finished in {summary['seconds']} s (log: {summary.get('log')})",
              f"  ML Metadata: {summary['metadata']}"]
     for family, evaluation in summary["evaluation"].items():
         evaluation = evaluation or {}

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging as python_logging
 import os
+import time
 from typing import Callable, Optional
 
 import keras
@@ -186,10 +188,12 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
         # BackupAndRestore sets this when it resumes and Keras never clears it: a stale value
         # would make the next phase start at the wrong epoch.
         trained._initial_epoch = None
+        total_epochs = sum(p.epochs for p in phases)
         result = trained.fit(phase_train, epochs=epoch + phase.epochs, initial_epoch=epoch,
                              steps_per_epoch=phase_steps, validation_data=phase_evaluation,
                              class_weight=class_weight,
-                             callbacks=phase_callbacks + list(callbacks), verbose=2)
+                             callbacks=phase_callbacks + [_EpochLog(total_epochs, monitor)]
+                             + list(callbacks), verbose=2)
         if restore is not None and restore.resumed_epoch:
             history.resumed_at_epoch = restore.resumed_epoch
             logging.info("phase %d resumed after epoch %d from %s", index,
@@ -205,6 +209,27 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
     if checkpoint_dir and gfile.exists(checkpoint_dir):
         gfile.rmtree(checkpoint_dir)
     return history
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """One line per finished epoch on the ``fashion.progress`` logger (``fashion run`` shows
+    it): epoch, loss, the monitored metric and the epoch's seconds."""
+
+    def __init__(self, total_epochs: int, monitor: str):
+        super().__init__()
+        self._total, self._monitor = total_epochs, monitor
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        shown = [f"{key} {float(logs[key]):.4g}" for key in ("loss", self._monitor)
+                 if key in logs]
+        python_logging.getLogger("fashion.progress").info(
+            "epoch %d/%d %s (%.0f s)", epoch + 1, self._total, ", ".join(shown),
+            time.monotonic() - self._started)
 
 
 class _BackupAndRestore(keras.callbacks.BackupAndRestore):

@@ -1,0 +1,138 @@
+"""What a person sees while the pipeline runs: one line per component started and finished,
+training epochs, a heartbeat for long components and the seconds of each at the end; the rest
+(TFX's and Beam's logs, TensorFlow's C++ messages, library warnings) goes to a log file in the
+workspace.
+
+``RunConsole`` points file descriptors 1 and 2 at the log file for the length of the run (so
+output of C code and subprocesses is caught too) and writes its own lines to the terminal
+through a copy of the original stderr. It reads progress from log records: TFX's
+LocalDagRunner logs ``Component X is running.`` / ``... is finished.`` (absl), and the trainers
+log each epoch to the ``fashion.progress`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from typing import Optional
+
+PROGRESS_LOGGER = "fashion.progress"
+_STARTED = re.compile(r"^Component (\S+) is running\.$")
+_FINISHED = re.compile(r"^Component (\S+) is finished\.$")
+_SKIPPED = re.compile(r"^Skipping execution for (\S+)")
+
+
+class _Progress(logging.Handler):
+    def __init__(self, console: "RunConsole"):
+        super().__init__(logging.INFO)
+        self._console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 (a malformed record is not worth a crash)
+            return
+        if record.name == PROGRESS_LOGGER:
+            self._console.say(f"  {self._console.current or 'training'}: {message}")
+        elif match := _STARTED.match(message):
+            self._console.started(match.group(1))
+        elif match := _FINISHED.match(message):
+            self._console.finished(match.group(1))
+        elif match := _SKIPPED.match(message):
+            self._console.skipped(match.group(1).strip("."))
+
+
+class RunConsole:
+    """Context manager: the run's console lines on the terminal, everything else in
+    ``log_path``. ``component_seconds`` holds each finished component's seconds."""
+
+    def __init__(self, log_path: str, heartbeat_seconds: float = 60.0):
+        self.log_path = log_path
+        self.heartbeat_seconds = heartbeat_seconds
+        self.component_seconds: dict = {}
+        self._skipped: list = []
+        self.current: Optional[str] = None
+        self._current_since = 0.0
+        self._start = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._terminal = None
+        self._saved: list = []
+        self._handler = _Progress(self)
+
+    def __enter__(self) -> "RunConsole":
+        import sys
+        os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._saved = [os.dup(1), os.dup(2)]
+        self._terminal = os.fdopen(os.dup(self._saved[1]), "w", buffering=1)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        for name in ("absl", PROGRESS_LOGGER):
+            logger = logging.getLogger(name)
+            logger.addHandler(self._handler)
+            if logger.level == logging.NOTSET or logger.level > logging.INFO:
+                logger.setLevel(logging.INFO)
+        threading.Thread(target=self._heartbeat, name="run-console", daemon=True).start()
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        import sys
+        self._stop.set()
+        for name in ("absl", PROGRESS_LOGGER):
+            logging.getLogger(name).removeHandler(self._handler)
+        if kind is not None and self.current:
+            self.say(f"{self.current} FAILED after {self._elapsed(self._current_since)}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self._saved[0], 1)
+        os.dup2(self._saved[1], 2)
+        for descriptor in self._saved:
+            os.close(descriptor)
+        self._terminal.close()
+
+    def _elapsed(self, since: float) -> str:
+        seconds = time.monotonic() - since
+        return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)}m{seconds % 60:02.0f}s"
+
+    def say(self, message: str) -> None:
+        """One line on the terminal, with the time since the run started."""
+        seconds = int(time.monotonic() - self._start)
+        with self._lock:
+            self._terminal.write(f"[{seconds // 60:3d}:{seconds % 60:02d}] {message}\n")
+
+    def started(self, component: str) -> None:
+        self.current, self._current_since = component, time.monotonic()
+        self.say(f"{component} ...")
+
+    def finished(self, component: str) -> None:
+        seconds = time.monotonic() - self._current_since
+        self.component_seconds[component] = round(seconds, 1)
+        if component in self._skipped:
+            self.component_seconds[component] = 0.0
+        else:
+            self.say(f"{component} done ({self._elapsed(self._current_since)})")
+        self.current = None
+
+    def skipped(self, component: str) -> None:
+        self._skipped.append(component)
+        self.say(f"{component} skipped (its inputs were not produced, e.g. an unblessed model)")
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.heartbeat_seconds):
+            current, since = self.current, self._current_since
+            if current and time.monotonic() - since >= self.heartbeat_seconds:
+                self.say(f"{current} still running ({self._elapsed(since)})")
+
+    def table(self, top: int = 0) -> str:
+        """Each component's seconds, slowest first (``top`` > 0: only that many)."""
+        rows = sorted(self.component_seconds.items(), key=lambda item: -item[1])
+        rows = rows[:top] if top else rows
+        width = max((len(name) for name, _ in rows), default=0)
+        return "\n".join(f"  {name:<{width}} {seconds:8.1f} s" for name, seconds in rows)
