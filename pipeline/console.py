@@ -49,6 +49,11 @@ class RunConsole:
     """Context manager: the run's console lines on the terminal, everything else in
     ``log_path``. ``component_seconds`` holds each finished component's seconds."""
 
+    # A component is announced once it has run this long (most take well under a second),
+    # and listed as done when it took at least this long.
+    ANNOUNCE_AFTER = 3.0
+    QUIET_BELOW = 0.5
+
     def __init__(self, log_path: str, heartbeat_seconds: float = 60.0):
         self.log_path = log_path
         self.heartbeat_seconds = heartbeat_seconds
@@ -56,6 +61,7 @@ class RunConsole:
         self._skipped: list = []
         self.current: Optional[str] = None
         self._current_since = 0.0
+        self._announced = False
         self._start = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -88,6 +94,8 @@ class RunConsole:
         for name in ("absl", PROGRESS_LOGGER):
             logging.getLogger(name).removeHandler(self._handler)
         if kind is not None and self.current:
+            if not self._announced:
+                self.say(f"{self.current} running ...")
             self.say(f"{self.current} FAILED after {self._elapsed(self._current_since)}")
         sys.stdout.flush()
         sys.stderr.flush()
@@ -108,15 +116,14 @@ class RunConsole:
             self._terminal.write(f"[{seconds // 60:3d}:{seconds % 60:02d}] {message}\n")
 
     def started(self, component: str) -> None:
-        self.current, self._current_since = component, time.monotonic()
-        self.say(f"{component} ...")
+        self.current, self._current_since, self._announced = component, time.monotonic(), False
 
     def finished(self, component: str) -> None:
         seconds = time.monotonic() - self._current_since
         self.component_seconds[component] = round(seconds, 1)
         if component in self._skipped:
             self.component_seconds[component] = 0.0
-        else:
+        elif seconds >= self.QUIET_BELOW or self._announced:
             self.say(f"{component} done ({self._elapsed(self._current_since)})")
         self.current = None
 
@@ -125,9 +132,16 @@ class RunConsole:
         self.say(f"{component} skipped (its inputs were not produced, e.g. an unblessed model)")
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(self.heartbeat_seconds):
-            current, since = self.current, self._current_since
-            if current and time.monotonic() - since >= self.heartbeat_seconds:
+        last = time.monotonic()
+        while not self._stop.wait(0.5):
+            current, since, now = self.current, self._current_since, time.monotonic()
+            if not current:
+                continue
+            if not self._announced and now - since >= self.ANNOUNCE_AFTER:
+                self._announced, last = True, now
+                self.say(f"{current} running ...")
+            elif self._announced and now - last >= self.heartbeat_seconds:
+                last = now
                 self.say(f"{current} still running ({self._elapsed(since)})")
 
     def table(self, top: int = 0) -> str:
