@@ -211,6 +211,49 @@ def cmd_drop(args) -> int:
     return 0, _render(args, summary, _run_text(summary))
 
 
+def cmd_runs(args) -> int:
+    """Past runs of a workspace from ML Metadata, or one run's lineage (``--show``)."""
+    import datetime
+
+    from pipeline import runs
+    metadata = os.path.join(os.path.abspath(args.workspace), "metadata.sqlite")
+    try:
+        if args.show:
+            steps = runs.lineage(metadata, args.show)
+            lines = [f"run {args.show}: {len(steps)} executions"]
+            for step in steps:
+                lines.append(f"  {step['node']:<32} {step['state']:<9} {step['seconds']:7.1f} s")
+                for side, arrow in (("inputs", "<-"), ("outputs", "->")):
+                    for key, artifacts in step[side].items():
+                        for kind, uri, span in artifacts:
+                            extra = f" span {span}" if span else ""
+                            lines.append(f"      {arrow} {key}: {kind}{extra} {uri}")
+            return 0, _render(args, {"run": args.show, "executions": steps}, "\n".join(lines))
+        found = runs.list_runs(metadata, args.limit, metrics=not args.no_metrics)
+    except (FileNotFoundError, KeyError) as err:
+        print(f"fashion runs: error: {err}", file=sys.stderr)
+        return 2, None
+
+    def when(ms):
+        return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    lines = []
+    for run in found:
+        verdict = f"FAILED at {', '.join(run['failed'])}" if run["failed"] else "complete"
+        lines.append(f"{run['id']}  spans {run['spans'] or '?'}  {when(run['start_ms'])} → "
+                     f"{when(run['end_ms'])} ({run['seconds']} s)  {verdict}")
+        slowest = sorted(run["component_seconds"].items(), key=lambda item: -item[1])[:3]
+        lines.append("  slowest: " + ", ".join(f"{n} {s} s" for n, s in slowest))
+        for family, result in run["families"].items():
+            metrics = ", ".join(f"{k} {v:.3g}" for k, v in result.get("metrics", {}).items()
+                                if isinstance(v, (int, float)))
+            blessed = {True: "blessed", False: "NOT blessed", None: "not evaluated"}[
+                result["blessed"]]
+            pushed = f"pushed {result['pushed_version']}" if result["pushed_version"] else \
+                "not pushed"
+            lines.append(f"  {family}: {metrics or 'no metrics'}; {blessed}; {pushed}")
+    return 0, _render(args, {"runs": found}, "\n".join(lines) or "no runs yet")
+
+
 def _drop_kind(source: str):
     if os.path.isdir(os.path.join(source, "photos")):
         return "ccp"
@@ -627,6 +670,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="csv: seconds to read one image before its row is rejected")
     d.add_argument("--json", action="store_true", help="print a JSON summary")
     d.set_defaults(func=cmd_drop)
+
+    u = sub.add_parser("runs", help="past pipeline runs of a workspace (ML Metadata): spans, "
+                                    "times, seconds per component, metrics, blessing, pushes")
+    u.add_argument("--workspace", default="workspace")
+    u.add_argument("--show", metavar="RUN_ID", help="one run's lineage: every execution with "
+                                                   "its input and output artifacts")
+    u.add_argument("--limit", type=int, default=10, help="newest runs to list")
+    u.add_argument("--no-metrics", action="store_true",
+                   help="skip reading each run's evaluation (faster)")
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(func=cmd_runs)
 
     k = sub.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (KFP v2 JSON)")
     k.add_argument("--profile", default="full", help="smoke, default or full")

@@ -130,6 +130,7 @@ def family_branch(config: PipelineConfig, spec: FamilySpec, examples, schema_gen
     nodes.append(EvaluationReport(
         evaluation=evaluator.outputs["evaluation"], blessing=evaluator.outputs["blessing"],
         model=model, family=spec.name, section=section,
+        model_run=trainer.outputs["model_run"],
     ).with_id(spec.node_id("EvaluationReport")))
     channels = {"model": model, "blessing": evaluator.outputs["blessing"],
                 "pushed_model": pusher.outputs["pushed_model"], "examples": examples,

@@ -45,7 +45,8 @@ def test_report_files(tmp_path):
     least = [i["confidence"] for i in summary["galleries"]["least_confident"]["images"]]
     assert most == [0.99, 0.9] and least == [0.5, 0.55]
     assert Image.open(tmp_path / heatmap_a).size == (64, 64)
-    assert Image.open(tmp_path / "gallery_most_confident.png").size == (4 * 32, 32)
+    gallery = Image.open(tmp_path / "gallery_most_confident.png")
+    assert gallery.size[0] > gallery.size[1] > 100  # four captioned tiles in a row
     html = (tmp_path / "index.html").read_text()
     assert heatmap_b in html and "b/c" in html and "gallery_least_confident.png" in html
     section = (tmp_path / "section.html").read_text()  # for the evaluation report

@@ -699,6 +699,20 @@ def test_a_killed_run_resumes_at_its_last_finished_epoch(tmp_path):
         checkpoints.iterdir()))
 
 
+def test_runs_lists_each_familys_metrics_blessing_and_pushed_version(smoke_run):
+    workspace, summary = smoke_run
+    listed = json.loads(_fashion("runs", "--workspace", str(workspace), "--limit", "20",
+                                 "--json").stdout)["runs"]
+    first = listed[-1]  # the smoke run itself (later tests add runs)
+    assert first["spans"] == [1] and not first["failed"]
+    for family in FAMILIES:
+        result = first["families"][family]
+        assert result["blessed"] is True, family
+        assert result["pushed_version"] == os.path.basename(summary["pushed_models"][family])
+        assert result["metrics"], family
+    assert first["component_seconds"]["CategoryTrainer"] > 0
+
+
 def test_a_drop_that_drifted_stops_the_run_with_a_report(smoke_run, tmp_path):
     """``fashion drop`` of darker photos into the smoke workspace: converted into span-2,
     compared with the accepted span-1, the run stops before training (exit 3) naming the

@@ -54,9 +54,27 @@ def test_report_draws_every_section_and_states_its_verdict(tmp_path):
     assert "<h2>extra</h2>" in text
     bars = np.asarray(Image.open(tmp_path / "report" / "section_0_bars.png"))
     assert bars.shape[0] >= 2 * 16
+    matrix = Image.open(tmp_path / "report" / "section_1_matrix.png")
+    assert matrix.size[0] > matrix.size[1]  # the colour scale beside the matrix
     verdict = logic.read_verdict(str(tmp_path / "report"))
     assert verdict["verdict"] == "NOT_BLESSED" and verdict["blessing_metric_value"] == 0.5
     assert verdict["failures"] == _summary().failures
+
+
+def test_the_report_plots_the_training_curves(tmp_path):
+    import json
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps({"resumed_at_epoch": None, "metrics": {
+        "loss": [1.2, 0.8, 0.6], "val_loss": [1.3, 1.0, 0.9],
+        "accuracy": [0.4, 0.6, 0.7], "val_accuracy": [0.35, 0.5, 0.55]}}))
+    path = logic.write_report(str(tmp_path / "report"), "category", "/m/3", True, _summary(),
+                              history_path=str(history))
+    assert "training_curves.png" in open(path).read()
+    curves = Image.open(tmp_path / "report" / "training_curves.png")
+    assert curves.size[0] > 600 and len(np.unique(np.asarray(curves))) > 10
+    logic.write_report(str(tmp_path / "plain"), "category", "/m/3", True, _summary(),
+                       history_path=str(tmp_path / "none.json"))  # no history: no curves
+    assert "training_curves" not in (tmp_path / "plain" / "index.html").read_text()
 
 
 def test_a_blessed_report_says_so(tmp_path):

@@ -29,8 +29,10 @@ def EvaluationReport(
         model: InputArtifact[standard_artifacts.Model],
         report: OutputArtifact[EvaluationReportArtifact],
         family: Parameter[str],
-        section: InputArtifact[ReportSection] = None):
-    """Writes ``family``'s evaluation report."""
+        section: InputArtifact[ReportSection] = None,
+        model_run: InputArtifact[standard_artifacts.ModelRun] = None):
+    """Writes ``family``'s evaluation report (with the training curves of ``model_run``)."""
+    import os
     from trainer.evaluation.reports import is_blessed
     from trainer.families import registry
     from trainer.families.spec import resolve
@@ -38,5 +40,7 @@ def EvaluationReport(
     summary = resolve(spec.report)(evaluation.uri, model.uri)
     path = logic.write_report(report.uri, family, model.uri, is_blessed(blessing.uri), summary,
                               spec.evaluation.blessing_metric,
-                              section.uri if section is not None else None)
+                              section.uri if section is not None else None,
+                              os.path.join(model_run.uri, "history.json")
+                              if model_run is not None else "")
     print(f"EvaluationReport: {family}: {path}")

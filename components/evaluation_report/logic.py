@@ -1,8 +1,9 @@
-"""Pure logic of a family's evaluation report: HTML with its plots (numpy + PIL, no TF).
+"""Pure logic of a family's evaluation report: HTML with its plots (matplotlib, no TF).
 
 It takes what the family's evaluation says (``trainer.evaluation.reports.EvaluationSummary``)
 and the blessing verdict and writes ``index.html`` with the verdict, the failed thresholds, the
-overall metrics, each section drawn (bar charts, matrices as heat maps, HTML) and, when an extra
+overall metrics, each section drawn (bar charts, confusion matrices with values and a colour
+scale, HTML), the training curves (the Trainer's ``history.json``) and, when an extra
 component of the family wrote one, its section. ``verdict.json`` states the verdict for programs:
 ``{"verdict": "BLESSED" | "NOT_BLESSED", ...}``.
 """
@@ -13,62 +14,26 @@ import html
 import json
 import os
 import shutil
-from typing import Optional, Sequence
-
-import numpy as np
-from PIL import Image, ImageDraw
+from typing import Optional
 
 from trainer.evaluation.artifacts import SECTION_HTML
-from trainer.evaluation.plots import colorize
+from trainer.evaluation.plots import bar_figure, confusion_figure, curves_figure
 from trainer.evaluation.reports import BLESSED, NOT_BLESSED, EvaluationSummary, Section
 
 VERDICT_FILE = "verdict.json"
-
-
-def bar_chart(values: dict, width: int = 640, bar: int = 16) -> Image.Image:
-    """Horizontal bars of ``{name: value in 0..1}``, sorted high to low, with labels."""
-    items = sorted(values.items(), key=lambda kv: -kv[1])
-    label_width = 8 * max((len(name) for name in values), default=4) + 16
-    image = Image.new("RGB", (width, max(1, len(items)) * (bar + 4) + 8), "white")
-    draw = ImageDraw.Draw(image)
-    span = width - label_width - 60
-    for row, (name, value) in enumerate(items):
-        top = 4 + row * (bar + 4)
-        draw.text((4, top + 2), name, fill="black")
-        draw.rectangle([label_width, top, label_width + int(span * max(0.0, min(1.0, value))),
-                        top + bar], fill=(60, 110, 180))
-        draw.text((label_width + span + 6, top + 2), f"{value:.3f}", fill="black")
-    return image
-
-
-def confusion_image(matrix: np.ndarray, names: Sequence[str], cell: int = 24) -> Image.Image:
-    """Rows true, columns predicted; each row normalised, coloured on the shared ramp."""
-    rows = matrix.sum(axis=1, keepdims=True)
-    normalised = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float),
-                           where=rows > 0)
-    label_width = 8 * max((len(n) for n in names), default=4) + 8
-    size = len(names) * cell
-    image = Image.new("RGB", (label_width + size, label_width + size), "white")
-    grid = Image.fromarray(colorize(normalised)).resize((size, size), Image.NEAREST)
-    image.paste(grid, (label_width, label_width))
-    draw = ImageDraw.Draw(image)
-    for i, name in enumerate(names):
-        draw.text((4, label_width + i * cell + cell // 3), name, fill="black")
-        column = Image.new("RGB", (label_width, cell), "white")
-        ImageDraw.Draw(column).text((4, cell // 3), name, fill="black")
-        image.paste(column.rotate(90, expand=True), (label_width + i * cell, 0))
-    return image
 
 
 def _section_html(section: Section, index: int, output_dir: str) -> str:
     parts = [f"<h2>{html.escape(section.title)}</h2>"]
     if section.bars:
         name = f"section_{index}_bars.png"
-        bar_chart(section.bars).save(os.path.join(output_dir, name))
+        with open(os.path.join(output_dir, name), "wb") as handle:
+            handle.write(bar_figure(section.bars, section.title))
         parts.append(f"<img src='{name}'>")
     if section.matrix is not None and len(section.names):
         name = f"section_{index}_matrix.png"
-        confusion_image(section.matrix, section.names).save(os.path.join(output_dir, name))
+        with open(os.path.join(output_dir, name), "wb") as handle:
+            handle.write(confusion_figure(section.matrix, section.names))
         parts.append(f"<img src='{name}'>")
     if section.html:
         parts.append(section.html)
@@ -88,11 +53,23 @@ def _copy_section(section_dir: str, output_dir: str) -> str:
         return handle.read()
 
 
+def _curves_html(history_path: str, output_dir: str) -> str:
+    if not os.path.isfile(history_path):
+        return ""
+    with open(history_path) as handle:
+        history = json.load(handle)
+    if not any(history.get("metrics", {}).values()):
+        return ""
+    with open(os.path.join(output_dir, "training_curves.png"), "wb") as handle:
+        handle.write(curves_figure(history["metrics"], history.get("resumed_at_epoch")))
+    return "<h2>Training</h2><img src='training_curves.png' alt='training curves'>"
+
+
 def write_report(output_dir: str, family: str, model_uri: str, blessed: bool,
                  summary: EvaluationSummary, blessing_metric: str = "",
-                 section_dir: Optional[str] = None) -> str:
+                 section_dir: Optional[str] = None, history_path: str = "") -> str:
     """Writes ``index.html`` (and its PNGs) and ``verdict.json`` into ``output_dir``; returns
-    the HTML path."""
+    the HTML path. ``history_path``: the Trainer's ``history.json`` (training curves)."""
     os.makedirs(output_dir, exist_ok=True)
     verdict = BLESSED if blessed else NOT_BLESSED
     with open(os.path.join(output_dir, VERDICT_FILE), "w") as handle:
@@ -115,6 +92,8 @@ def write_report(output_dir: str, family: str, model_uri: str, blessed: bool,
             overall.items())) + "</table>")
     for index, section in enumerate(summary.sections):
         parts.append(_section_html(section, index, output_dir))
+    if history_path:
+        parts.append(_curves_html(history_path, output_dir))
     if section_dir and os.path.isdir(section_dir):
         parts.append(_copy_section(section_dir, output_dir))
     parts.append("</body></html>")

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from trainer.evaluation.artifacts import SECTION_HTML
-from trainer.evaluation.plots import colorize
+from trainer.evaluation.plots import colorize, gallery_figure
 
 def log_normalize(total: np.ndarray) -> np.ndarray:
     """A summed attention map on a log scale, stretched to 0..1."""
@@ -53,18 +53,6 @@ def overlay(image: Image.Image, attention_map: np.ndarray, size: int) -> Image.I
     return Image.blend(base, colours, 0.5)
 
 
-def grid(tiles: list, columns: int) -> Image.Image:
-    """Tiles (same size) in a grid, left to right then down."""
-    if not tiles:
-        return Image.new("RGB", (1, 1))
-    width, height = tiles[0].size
-    rows = -(-len(tiles) // columns)
-    sheet = Image.new("RGB", (columns * width, rows * height), "white")
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, ((i % columns) * width, (i // columns) * height))
-    return sheet
-
-
 def write_report(output_dir: str, images: Sequence[bytes], attention: np.ndarray,
                  labels: Sequence[str], scores: np.ndarray, class_names: Sequence[str],
                  gallery_size: int = 8, tile: int = 128) -> dict:
@@ -89,7 +77,12 @@ def write_report(output_dir: str, images: Sequence[bytes], attention: np.ndarray
                          ("least_confident", order[::-1][:gallery_size])):
         tiles = [overlay(Image.open(io.BytesIO(images[i])), attention[i], tile) for i in chosen]
         name = f"gallery_{kind}.png"
-        grid(tiles, columns=4).save(os.path.join(output_dir, name))
+        captions = [f"true: {labels[i]}\npredicted: {class_names[predicted[i]]} "
+                    f"({confidence[i]:.2f})" for i in chosen]
+        with open(os.path.join(output_dir, name), "wb") as handle:
+            handle.write(gallery_figure(
+                tiles, captions, [class_names[predicted[i]] == labels[i] for i in chosen],
+                columns=4, title=f"{kind.replace('_', ' ')} eval images, with their attention"))
         galleries[kind] = {"file": name, "images": [
             {"true": labels[i], "predicted": class_names[predicted[i]],
              "confidence": round(float(confidence[i]), 4)} for i in chosen]}
