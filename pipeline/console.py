@@ -5,9 +5,10 @@ workspace.
 
 ``RunConsole`` points file descriptors 1 and 2 at the log file for the length of the run (so
 output of C code and subprocesses is caught too) and writes its own lines to the terminal
-through a copy of the original stderr. It reads progress from log records: TFX's
-LocalDagRunner logs ``Component X is running.`` / ``... is finished.`` (absl), and the trainers
-log each epoch to the ``fashion.progress`` logger.
+through a copy of the original stderr. It learns that a component starts and ends by wrapping
+TFX's ``Launcher.launch`` (which LocalDagRunner calls for each node) for the length of the run:
+TFX's own ``Component X is running.`` log lines cannot be relied on, because libraries a trainer
+loads turn absl's INFO logging off. Trainers log each epoch to the ``fashion.progress`` logger.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import time
 from typing import Optional
 
 PROGRESS_LOGGER = "fashion.progress"
-_STARTED = re.compile(r"^Component (\S+) is running\.$")
-_FINISHED = re.compile(r"^Component (\S+) is finished\.$")
 _SKIPPED = re.compile(r"^Skipping execution for (\S+)")
 
 
@@ -37,10 +36,6 @@ class _Progress(logging.Handler):
             return
         if record.name == PROGRESS_LOGGER:
             self._console.say(f"  {self._console.current or 'training'}: {message}")
-        elif match := _STARTED.match(message):
-            self._console.started(match.group(1))
-        elif match := _FINISHED.match(message):
-            self._console.finished(match.group(1))
         elif match := _SKIPPED.match(message):
             self._console.skipped(match.group(1).strip("."))
 
@@ -68,6 +63,7 @@ class RunConsole:
         self._terminal = None
         self._saved: list = []
         self._handler = _Progress(self)
+        self._launch = None
 
     def __enter__(self) -> "RunConsole":
         import sys
@@ -85,12 +81,28 @@ class RunConsole:
             logger.addHandler(self._handler)
             if logger.level == logging.NOTSET or logger.level > logging.INFO:
                 logger.setLevel(logging.INFO)
+        self._wrap_launcher()
         threading.Thread(target=self._heartbeat, name="run-console", daemon=True).start()
         return self
+
+    def _wrap_launcher(self) -> None:
+        from tfx.orchestration.portable import launcher
+        original = self._launch = launcher.Launcher.launch
+        console = self
+
+        def launch(launcher_self, *args, **kwargs):
+            console.started(launcher_self._pipeline_node.node_info.id)
+            result = original(launcher_self, *args, **kwargs)
+            console.finished(launcher_self._pipeline_node.node_info.id)
+            return result
+        launcher.Launcher.launch = launch
 
     def __exit__(self, kind, error, traceback) -> None:
         import sys
         self._stop.set()
+        if self._launch is not None:
+            from tfx.orchestration.portable import launcher
+            launcher.Launcher.launch = self._launch
         for name in ("absl", PROGRESS_LOGGER):
             logging.getLogger(name).removeHandler(self._handler)
         if kind is not None and self.current:
@@ -133,7 +145,10 @@ class RunConsole:
 
     def _heartbeat(self) -> None:
         last = time.monotonic()
+        absl_logger = logging.getLogger("absl")
         while not self._stop.wait(0.5):
+            if absl_logger.level > logging.INFO:  # a library turned TFX's INFO lines off:
+                absl_logger.setLevel(logging.INFO)  # the log file should keep them
             current, since, now = self.current, self._current_since, time.monotonic()
             if not current:
                 continue

@@ -64,7 +64,7 @@ def test_a_failing_component_is_named_on_the_terminal(tmp_path, capfd):
     capfd.readouterr()
     with pytest.raises(RuntimeError):
         with RunConsole(str(tmp_path / "run.log"), heartbeat_seconds=3600) as console:
-            logging.getLogger("absl").info("Component %s is running.", "Trainer")
+            console.started("Trainer")
             raise RuntimeError("boom")
     shown = capfd.readouterr().err
     assert "] Trainer running ..." in shown and "Trainer FAILED after" in shown
