@@ -198,6 +198,11 @@ class TrainingConfig:
     # this much: 0 means "not worse", 0.02 demands two points better, a negative value
     # tolerates that much regression.
     min_improvement: float = 0.0
+    # Retraining starts from the family's latest blessed model (same architecture) instead of
+    # the pretrained trunk, for warm_start_epochs epochs (0: epochs); the evaluator still
+    # compares the result with that model and only an improvement is pushed.
+    warm_start: bool = False
+    warm_start_epochs: int = 0
     augmentation: AugmentationConfig = AugmentationConfig()
     seed: int = 42
 
@@ -209,6 +214,7 @@ class TrainingConfig:
         check(0.0 <= self.fine_tune_learning_rate < 1.0,
               "fine_tune_learning_rate must be in [0, 1)")
         check(self.batch_size >= 1 and self.epochs >= 1, "batch_size and epochs must be >= 1")
+        check(self.warm_start_epochs >= 0, "warm_start_epochs must be >= 0")
         check(self.steps_per_epoch >= 0 and self.eval_steps >= 0, "steps must be >= 0")
         check(self.early_stopping_patience >= 0 and self.early_stopping_start_epoch >= 0,
               "early stopping settings must be >= 0")

@@ -78,16 +78,9 @@ def family_branch(config: PipelineConfig, spec: FamilySpec, examples, schema_gen
     """The nodes of ``spec``'s branch (trained on the ``examples`` channel), and the channels a
     composite node may take from it."""
     transformed = spec.transform_fragment is not None
-    trainer = tfx.components.Trainer(
-        run_fn=spec.run_fn,
-        examples=transform.outputs["transformed_examples"] if transformed else examples,
-        transform_graph=transform.outputs["transform_graph"] if transformed else None,
-        schema=schema_gen.outputs["schema"],
-        custom_config=trainer_custom_config(config, spec),
-    ).with_id(spec.node_id("Trainer"))
-    model = trainer.outputs["model"]
     # The family's latest blessed model (its own trainer's and evaluator's artifacts only: the
-    # families share the pipeline context) is the baseline of the change threshold.
+    # families share the pipeline context): the baseline of the change threshold, and where a
+    # warm-started Trainer starts.
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
@@ -97,6 +90,19 @@ def family_branch(config: PipelineConfig, spec: FamilySpec, examples, schema_gen
                                        producer_component_id=spec.node_id("Evaluator"),
                                        output_key="blessing"),
     ).with_id(spec.node_id("LatestBlessedModel"))
+    warm = config.family(spec.name).warm_start
+    if warm and not spec.warm_start:
+        raise ValueError(f"{spec.name}.warm_start: the {spec.name} trainer cannot start from a "
+                         "blessed model (its spec does not declare warm_start)")
+    trainer = tfx.components.Trainer(
+        run_fn=spec.run_fn,
+        examples=transform.outputs["transformed_examples"] if transformed else examples,
+        transform_graph=transform.outputs["transform_graph"] if transformed else None,
+        schema=schema_gen.outputs["schema"],
+        base_model=baseline.outputs["model"] if warm else None,
+        custom_config=trainer_custom_config(config, spec),
+    ).with_id(spec.node_id("Trainer"))
+    model = trainer.outputs["model"]
     evaluator = _evaluator(spec, config.family(spec.name), examples, model,
                            baseline.outputs["model"]).with_id(spec.node_id("Evaluator"))
     probe = spec.infra_probe

@@ -1,6 +1,5 @@
 """RunConsole: progress lines on the terminal, everything else in the run's log file."""
 
-import logging
 import os
 
 import pipeline_config as pc

@@ -713,9 +713,88 @@ def test_runs_lists_each_familys_metrics_blessing_and_pushed_version(smoke_run):
     assert first["component_seconds"]["CategoryTrainer"] > 0
 
 
+def test_a_new_span_retrains_warm_and_is_served_without_a_failed_request(smoke_run):
+    """A second span like the first (no drift) retrains category warm-started from its latest
+    blessed model, is compared with it and pushed, while ``fashion serve`` on the serving folder
+    keeps answering and picks the new version up."""
+    import base64
+    import signal
+    import threading
+    import time
+
+    import portpicker
+    workspace, _ = smoke_run
+    serving = workspace / "serving" / "category"
+    before = sorted(os.listdir(serving), key=int)
+    port = portpicker.pick_unused_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fashion_cli", "serve", "--model_name=category",
+         f"--model_base_path={serving}", f"--rest_api_port={port}",
+         f"--port={portpicker.pick_unused_port()}", "--file_system_poll_wait_seconds=1"],
+        stderr=subprocess.DEVNULL)
+    root = f"http://127.0.0.1:{port}/v1/models/category"
+    image = list(generator.generate(99, 1, 96))[0].encoded
+    body = json.dumps({"signature_name": "serving_images",
+                       "instances": [{"b64": base64.b64encode(image).decode()}]}).encode()
+    answered, failed, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                answer = _get_json(root + ":predict", body)
+                answered.append(answer["predictions"][0]["top_class"])
+            except Exception as err:  # noqa: BLE001 (every failure counts)
+                failed.append(repr(err))
+            time.sleep(0.05)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                _get_json(root)
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.5)
+        thread = threading.Thread(target=client, daemon=True)
+        thread.start()
+        _fashion("generate", "--output", str(workspace / "catalog"), "--num-images", "60",
+                 "--seed", "8", "--image-size", "96")
+        start = time.monotonic()
+        second = json.loads(_fashion(
+            "run", "--profile", "smoke", "--workspace", str(workspace), "--set",
+            "families=category", "--set", "category.warm_start=true", "--set",
+            "category.min_improvement=-1.0", "--json").stdout)
+        seconds = time.monotonic() - start
+        pushed = second["pushed_models"]["category"]
+        assert pushed and os.path.basename(pushed) not in before
+        deadline = time.monotonic() + 60
+        while True:  # the server loads the new version by itself
+            versions = [s["version"] for s in _get_json(root)["model_version_status"]
+                        if s["state"] == "AVAILABLE"]
+            if os.path.basename(pushed) in versions:
+                break
+            assert time.monotonic() < deadline, versions
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert not failed, failed[:3]
+    assert len(answered) > 20
+    runs = sorted(glob.glob(str(workspace / "pipeline_root" / "CategoryTrainer" / "model_run"
+                                / "*")), key=lambda p: int(os.path.basename(p)))
+    history = json.load(open(os.path.join(runs[-1], "history.json")))
+    assert history["warm_started_from"].startswith(str(workspace / "pipeline_root" /
+                                                       "CategoryTrainer" / "model"))
+    assert second["evaluation"]["category"]["blessed"]
+    print(f"warm-started category retraining: {seconds:.0f} s, CategoryTrainer "
+          f"{second['component_seconds']['CategoryTrainer']} s")
+
+
 def test_a_drop_that_drifted_stops_the_run_with_a_report(smoke_run, tmp_path):
-    """``fashion drop`` of darker photos into the smoke workspace: converted into span-2,
-    compared with the accepted span-1, the run stops before training (exit 3) naming the
+    """``fashion drop`` of darker photos into the smoke workspace: converted into the next span,
+    compared with the last accepted one, the run stops before training (exit 3) naming the
     cause, the report stays in reports/drift/span-2 and no model is pushed. Last in this file:
     it leaves a drifted span in the shared workspace."""
     workspace, _ = smoke_run
@@ -728,12 +807,14 @@ def test_a_drop_that_drifted_stops_the_run_with_a_report(smoke_run, tmp_path):
             Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="JPEG", quality=90)
             darker = dataclasses.replace(record, encoded=buffer.getvalue(), format="jpeg")
             out.write(to_example(darker).SerializeToString())
+    last = max(int(name.split("-")[1]) for name in os.listdir(workspace / "catalog")
+               if name.startswith("span-"))
     result = _fashion("drop", str(drop), "--profile", "smoke", "--workspace", str(workspace),
                       check=False)
     assert result.returncode == 3, result.stderr[-3000:]
-    assert "span-2 drifted from span-1" in result.stderr and "brightness" in result.stderr
-    assert "Traceback" not in result.stderr
-    report = workspace / "reports" / "drift" / "span-2"
+    assert f"span-{last + 1} drifted from span-{last}" in result.stderr
+    assert "brightness" in result.stderr and "Traceback" not in result.stderr
+    report = workspace / "reports" / "drift" / f"span-{last + 1}"
     verdict = json.loads((report / "drift.json").read_text())
     assert "brightness" in verdict["failed"] and (report / "index.html").is_file()
     executions = _executions_by_node(str(workspace / "metadata.sqlite"))

@@ -126,6 +126,20 @@ def test_without_the_drift_check_the_schema_gate_guards_training(config):
     assert "AnomalyGate" in {n.id for n in ids["Transform"].upstream_nodes}
 
 
+def test_a_warm_started_trainer_takes_the_latest_blessed_model(config):
+    from pipeline.pipeline import create_pipeline
+    warm = pc.replace_nested(config, "category.warm_start", "true")
+    ir = compiler.Compiler().compile(create_pipeline(warm))
+    trainer = {n.pipeline_node.node_info.id: n.pipeline_node for n in ir.nodes}["CategoryTrainer"]
+    assert "base_model" in trainer.inputs.inputs
+    assert "CategoryLatestBlessedModel" in trainer.upstream_nodes
+    cold = {n.pipeline_node.node_info.id: n.pipeline_node
+            for n in compiler.Compiler().compile(create_pipeline(config)).nodes}
+    assert "base_model" not in cold["CategoryTrainer"].inputs.inputs
+    with pytest.raises(ValueError, match="detector.warm_start"):
+        create_pipeline(pc.replace_nested(config, "detector.warm_start", "true"))
+
+
 def test_category_trains_and_is_evaluated_on_garment_crops(nodes, built, config):
     """By default the category branch takes ObjectCrops' per-garment examples: its own
     Transform, Trainer, Evaluator and infra validator read them; other families the records."""

@@ -255,3 +255,73 @@ def test_a_backup_torn_by_the_kill_falls_back_or_starts_the_phase_over(tmp_path,
     assert rerun == ([3, 4, 5] if previous_backup else [2, 3, 4, 5])
     trained, resumed = json.loads(second.stdout.strip().splitlines()[-1])
     assert resumed == (3 if previous_backup else 2)
+
+
+def _small_model(hidden=8, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((4,))
+    backbone = keras.Sequential([keras.layers.Dense(hidden, activation="relu")], name="backbone")
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(backbone(inputs)))
+
+
+def _export(model, export_dir):
+    """Saves the model as this project's ExportModule does: its variables as
+    ``model_variables``, in ``model.variables`` order."""
+    import tensorflow as tf
+    module = tf.Module()
+    module.model_variables = [getattr(v, "value", v) for v in model.variables]
+    tf.saved_model.save(module, export_dir)
+
+
+def test_warm_start_loads_a_blessed_models_weights_or_changes_nothing(tmp_path):
+    import tensorflow as tf
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] > 0).astype("int32"))).batch(16)
+    trained = _small_model(seed=1)
+    trained.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    trained.fit(data, epochs=3, verbose=0)
+    _export(trained, str(tmp_path / "blessed"))
+
+    fresh = _small_model(seed=2)
+    assert not np.allclose(fresh.predict(x, verbose=0), trained.predict(x, verbose=0))
+    result = training.warm_start(fresh, str(tmp_path / "blessed"))
+    assert result == {"warm_started_from": str(tmp_path / "blessed")}
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), trained.predict(x, verbose=0),
+                               rtol=1e-6)
+
+    other = _small_model(hidden=16, seed=3)  # another architecture: nothing is loaded
+    before = [v.numpy().copy() for v in other.variables]
+    assert "warm_start_skipped" in training.warm_start(other, str(tmp_path / "blessed"))
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, other.variables))
+    assert "cannot load" in training.warm_start(other, str(tmp_path / "missing"))[
+        "warm_start_skipped"]
+
+
+def test_a_warm_started_fit_records_where_it_started(tmp_path):
+    import tensorflow as tf
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((x, (x[:, 0] > 0).astype("int32"))).batch(16)
+    blessed = _small_model(seed=1)
+    _export(blessed, str(tmp_path / "blessed"))
+
+    def compile_model(m):
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model = _small_model(seed=4)
+    history = training.fit(model, compile_model, data, data,
+                           phases=transfer.phases("fine_tune", 1), steps_per_epoch=None,
+                           monitor="val_accuracy", warm_start_from=str(tmp_path / "blessed"))
+    training.write_history(str(tmp_path / "run"), history)
+    saved = json.load(open(tmp_path / "run" / "history.json"))
+    assert saved["warm_started_from"] == str(tmp_path / "blessed")
+    assert len(saved["metrics"]["loss"]) == 1
+
+
+def test_a_warm_start_skips_hybrids_frozen_phase():
+    from pipeline_config import TrainingConfig
+    from trainer.kinds.classifier import training_phases
+    config = TrainingConfig(transfer_mode="hybrid", epochs=8, frozen_epochs=3,
+                            fine_tune_learning_rate=1e-4, warm_start_epochs=2)
+    assert [p.epochs for p in training_phases(config)] == [3, 5]
+    (phase,) = training_phases(config, warm=True)
+    assert phase.epochs == 2 and phase.trainable_layers is None and phase.learning_rate == 1e-4

@@ -43,6 +43,7 @@ class History(dict):
     """
 
     resumed_at_epoch: int = 0
+    warm_start_result: Optional[dict] = None  # what :func:`warm_start` did, when asked
 
 
 def optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -71,8 +72,8 @@ def write_history(model_run_dir: str, history: "History") -> None:
     epoch a resumed training continued from."""
     _gfile().makedirs(model_run_dir)
     with _gfile().GFile(os.path.join(model_run_dir, "history.json"), "w") as handle:
-        json.dump({"resumed_at_epoch": history.resumed_at_epoch, "metrics": dict(history)},
-                  handle, indent=2)
+        json.dump({"resumed_at_epoch": history.resumed_at_epoch, "metrics": dict(history),
+                   **(history.warm_start_result or {})}, handle, indent=2)
 
 
 def class_weights(counts: dict, num_classes: int, max_weight: float = 0.0) -> dict:
@@ -131,7 +132,7 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
         patience: int = 3, start_from_epoch: int = 0, class_weight: Optional[dict] = None,
         checkpoint_dir: Optional[str] = None, callbacks: tuple = (),
         caching: Optional[feature_cache.FeatureCaching] = None,
-        backbones: Optional[list] = None) -> History:
+        backbones: Optional[list] = None, warm_start_from: Optional[str] = None) -> History:
     """Trains ``model`` through ``phases``; returns the merged history (``{metric: [...]}``).
 
     ``compile_model(model)`` compiles it (called again at each phase, since a change of
@@ -140,13 +141,17 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
     features computed once (``trainer.feature_cache``; the model must name where its trunk
     ends), with the caching's own steps per epoch. ``backbones``: the sub-models the phases'
     trainable layers apply to (default: every nested model of ``model``; ``[]`` leaves every
-    layer's trainability as the caller set it).
+    layer's trainability as the caller set it). ``warm_start_from``: a SavedModel this project
+    exported for the same architecture (the family's latest blessed model), whose weights
+    ``model`` starts from (:func:`warm_start`).
     """
     if backbones is None:
         backbones = transfer.find_backbones(model)
     if not backbones and any(p.trainable_layers is not None for p in phases):
         raise ValueError("freezing or partial fine-tuning needs a model with a backbone")
     history = History()
+    if warm_start_from:
+        history.warm_start_result = warm_start(model, warm_start_from)
     epoch = 0
     gfile = _gfile() if checkpoint_dir else None
     if checkpoint_dir:
@@ -209,6 +214,41 @@ def fit(model: keras.Model, compile_model: Callable[[keras.Model], None], train,
     if checkpoint_dir and gfile.exists(checkpoint_dir):
         gfile.rmtree(checkpoint_dir)
     return history
+
+
+def warm_start_source(fn_args, config) -> Optional[str]:
+    """The SavedModel a Trainer warm-starts from: TFX's ``base_model`` (the family's latest
+    blessed model, given when ``config.warm_start``), or None (first run, or not asked)."""
+    base = getattr(fn_args, "base_model", None)
+    return base if config.warm_start and base else None
+
+
+def warm_start(model: keras.Model, saved_model_dir: str) -> dict:
+    """Loads the weights of a model this project exported (``ExportModule`` tracks the Keras
+    model's variables as ``model_variables``, in ``model.variables`` order) into ``model``.
+
+    Every variable must match in shape (same architecture and config); otherwise nothing is
+    changed and the training starts as it would have. Returns what happened, for the history.
+    """
+    import tensorflow as tf
+    try:
+        loaded = tf.saved_model.load(saved_model_dir)
+        saved = list(getattr(loaded, "model_variables", []))
+    except (OSError, ValueError, tf.errors.OpError) as err:
+        logging.warning("warm start: cannot load %s (%s); training from the usual start",
+                        saved_model_dir, err)
+        return {"warm_start_skipped": f"cannot load {saved_model_dir}: {err}"}
+    mine = list(model.variables)
+    shapes = [tuple(v.shape) for v in mine], [tuple(v.shape) for v in saved]
+    if not saved or shapes[0] != shapes[1]:
+        reason = (f"{saved_model_dir} holds {len(saved)} model variables, this model "
+                  f"{len(mine)}, or their shapes differ (the architecture or config changed)")
+        logging.warning("warm start skipped: %s", reason)
+        return {"warm_start_skipped": reason}
+    for variable, value in zip(mine, saved):
+        variable.assign(tf.cast(value, variable.dtype))
+    logging.info("warm start: %d variables from %s", len(mine), saved_model_dir)
+    return {"warm_started_from": saved_model_dir}
 
 
 class _EpochLog(keras.callbacks.Callback):

@@ -159,6 +159,8 @@ class FamilySpec:
         a source returning None for the config): the records themselves.
       catalog_index: with a :class:`CatalogIndexSpec`, the pipeline indexes the catalog with
         each model the family pushes (an embedding family), and the server searches it.
+      warm_start: its trainer can start from its latest blessed model (``warm_start`` in its
+        config; the pipeline then gives the Trainer that model as ``base_model``).
     """
 
     name: str
@@ -179,6 +181,7 @@ class FamilySpec:
     benchmark_cases: Optional[str] = None
     example_source: Optional[str] = None
     catalog_index: Optional[CatalogIndexSpec] = None
+    warm_start: bool = False
 
     def __post_init__(self):
         if not self.name.isidentifier() or self.name != self.name.lower():

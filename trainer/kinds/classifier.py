@@ -58,6 +58,7 @@ class TrainingJob:
     train_once: object  # the same examples read once, in order (feature caching)
     evaluation: object  # tf.data.Dataset, one pass (or eval_steps batches)
     checkpoint_dir: Optional[str]
+    warm_start_from: Optional[str] = None  # the latest blessed model, when warm starting
 
 
 def trainer_inputs(fn_args, family: str, config_class):
@@ -107,7 +108,21 @@ def prepare(fn_args, family: str, config_class, label_key: str,
                        train_examples,
                        training.steps_per_epoch(config.steps_per_epoch, train_examples,
                                                 config.batch_size),
-                       train, train_once, evaluation, checkpoint_dir)
+                       train, train_once, evaluation, checkpoint_dir,
+                       training.warm_start_source(fn_args, config))
+
+
+def training_phases(config, warm: bool = False) -> list:
+    """The transfer phases of ``config``; a warm start (from a blessed model whose head is
+    trained already) runs ``warm_start_epochs`` and skips hybrid's frozen phase."""
+    if not warm:
+        return transfer.phases(config.transfer_mode, config.epochs, config.fine_tune_layers,
+                               config.frozen_epochs, config.fine_tune_learning_rate)
+    epochs = config.warm_start_epochs or config.epochs
+    if config.transfer_mode == "hybrid":
+        return [transfer.Phase(epochs, config.fine_tune_layers or None,
+                               config.fine_tune_learning_rate or None)]
+    return transfer.phases(config.transfer_mode, epochs, config.fine_tune_layers)
 
 
 def fit(job: TrainingJob, model, compile_model: Callable, monitor: str) -> training.History:
@@ -115,8 +130,8 @@ def fit(job: TrainingJob, model, compile_model: Callable, monitor: str) -> train
     config = job.config
     return training.fit(
         model, compile_model, job.train, job.evaluation,
-        phases=transfer.phases(config.transfer_mode, config.epochs, config.fine_tune_layers,
-                               config.frozen_epochs, config.fine_tune_learning_rate),
+        phases=training_phases(config, warm=bool(job.warm_start_from)),
+        warm_start_from=job.warm_start_from,
         steps_per_epoch=job.steps_per_epoch, monitor=monitor,
         patience=config.early_stopping_patience,
         start_from_epoch=config.early_stopping_start_epoch,

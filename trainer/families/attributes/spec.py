@@ -23,4 +23,5 @@ SPEC = FamilySpec(
                       "micro_binary_accuracy", "exact_match", "example_count"),
     accelerator_case=f"{_HERE}.trainer.accelerator_case",
     benchmark_cases=f"{_HERE}.benchmark.cases",
+    warm_start=True,
 )

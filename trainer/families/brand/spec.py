@@ -28,4 +28,5 @@ SPEC = FamilySpec(
                                     report_section=True),),
     accelerator_case=f"{_HERE}.trainer.accelerator_case",
     benchmark_cases=f"{_HERE}.benchmark.cases",
+    warm_start=True,
 )

@@ -24,4 +24,5 @@ SPEC = FamilySpec(
     accelerator_case=f"{_HERE}.trainer.accelerator_case",
     benchmark_cases=f"{_HERE}.benchmark.cases",
     example_source=f"{_HERE}.examples.example_source",
+    warm_start=True,
 )
