@@ -21,10 +21,19 @@ if [ -x .venv/bin/python ] && [ "$(cat .venv/.bootstrap-stamp 2>/dev/null)" = "$
   exit 0
 fi
 python=$(find_python) || { echo "bootstrap: Python 3.10 not found (TFX 1.16 needs 3.9-3.10); set PYTHON=/path/to/python3.10" >&2; exit 1; }
-echo "bootstrap: creating .venv with $python (first run takes a few minutes)" >&2
+echo "bootstrap: creating .venv with $python (first run takes a few minutes; pip's output goes to .venv/bootstrap.log)" >&2
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade "pip<27" setuptools wheel
-.venv/bin/python -m pip install --quiet -r requirements.lock
-.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+log=.venv/bootstrap.log
+install() {
+  if ! .venv/bin/python -m pip install --quiet "$@" >>"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" | tail -40 >&2
+    echo "bootstrap: pip install $* failed; the whole output is in $log" >&2
+    exit 1
+  fi
+}
+: > "$log"
+install --upgrade "pip<27" "setuptools>=77" wheel
+install -r requirements.lock
+install --no-deps --no-build-isolation -e .
 echo "$stamp" > .venv/.bootstrap-stamp
 echo "bootstrap: .venv ready" >&2
