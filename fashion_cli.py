@@ -775,15 +775,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def quiet_known_warnings() -> None:
+    """Google's client libraries warn on every import that Python 3.10 is no longer supported
+    by them (and that google-cloud-storage is old); TFX 1.16 needs 3.9-3.10 and pins them, so
+    the warnings ask for something nobody can do here."""
     import warnings
-    # Google's client libraries warn on every import that Python 3.10 is no longer supported
-    # by them; TFX 1.16 needs 3.9-3.10, so the warning asks for something nobody can do here.
     warnings.filterwarnings("ignore", category=FutureWarning,
                             module=r"google\.api_core\._python_version_support")
     warnings.filterwarnings("ignore", message=r"Support for google-cloud-storage < 3\.0\.0",
                             category=FutureWarning)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_known_warnings()
     if argv[:1] == ["serve"]:
         # tensorflow_model_server's flag syntax (--name=value), parsed by serving.server.
         args = argparse.Namespace(func=cmd_serve, flags=argv[1:])

@@ -20,6 +20,7 @@ sys.path.insert(0, REPO_ROOT)
 def main(argv) -> int:
     config, grpc_port, rest_port, records = argv
     import fashion_cli
+    fashion_cli.quiet_known_warnings()
     from schemas import catalog_index
     from schemas.serving_api import latest_version
     from serving.config_files import read_model_config
