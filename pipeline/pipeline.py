@@ -226,6 +226,24 @@ def create_validation_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     return _pipeline(config, ingestion_nodes(config)[0], False, True)
 
 
+def create_preprocessing_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """ImportExampleGen → StatisticsGen, ImportSchemaGen → Transform (with the fragments of the
+    trained families that take the records): the Beam-heavy part of a run, without the gates
+    and the trainers (to compare or time Beam settings)."""
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=config.catalog_root,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name=split, pattern=split_input_pattern(split))
+            for split in ("train", "eval")]))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=F.SCHEMA_PATH)
+    specs = [spec for spec in (registry.get(name) for name in config.families)
+             if spec.transform_fragment and not spec.example_source]
+    transform = _transform(config, example_gen.outputs["examples"], schema_gen, specs,
+                           "Transform")
+    return _pipeline(config, [example_gen, statistics_gen, schema_gen, transform], False, True)
+
+
 def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
                     local_metadata: bool = True) -> tfx.dsl.Pipeline:
     """Builds the pipeline described by ``config`` (no component runs here).

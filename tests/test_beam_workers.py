@@ -19,34 +19,16 @@ pytestmark = pytest.mark.e2e
 
 
 def _run(workspace, catalog_root, beam: pc.BeamConfig):
-    """ImportExampleGen → StatisticsGen → ImportSchemaGen → Transform (every family's
-    fragment) on ``beam``; returns the config."""
+    """The preprocessing pipeline (ImportExampleGen → StatisticsGen, ImportSchemaGen →
+    Transform) on ``beam``; returns the config."""
     from tfx import v1 as tfx
 
-    from components.catalog_import.spans import split_input_pattern
     from pipeline.beam_staging import skip_staging_for_local_runners
-    from pipeline.pipeline import PREPROCESSING_FN, transform_custom_config
-    from schemas import features as F
-    from trainer.families import registry
+    from pipeline.pipeline import create_preprocessing_pipeline
     config = dataclasses.replace(pc.get_config("smoke", workspace=str(workspace)), beam=beam)
     config = pc.replace_nested(config, "data.catalog_root", str(catalog_root))
     skip_staging_for_local_runners()
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=config.catalog_root, input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=split, pattern=split_input_pattern(split))
-            for split in ("train", "eval")]))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=F.SCHEMA_PATH)
-    specs = [s for s in registry.family_specs() if s.transform_fragment and not s.example_source]
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-        preprocessing_fn=PREPROCESSING_FN, custom_config=transform_custom_config(config, specs))
-    tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
-        pipeline_name="workers", pipeline_root=config.pipeline_root,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path),
-        components=[example_gen, statistics_gen, schema_gen, transform],
-        beam_pipeline_args=config.beam.args()))
+    tfx.orchestration.LocalDagRunner().run(create_preprocessing_pipeline(config))
     return config
 
 
@@ -65,11 +47,14 @@ def _statistics(config, split):
 
 
 def _transformed(config, split):
+    """Every transformed example, canonically serialized (tf.Example's feature map has no
+    fixed order on the wire), sorted."""
     import tensorflow as tf
     files = glob.glob(os.path.join(_newest(config, "Transform", "transformed_examples"),
                                    f"Split-{split}", "*"))
-    return sorted(bytes(record.numpy()) for record in tf.data.TFRecordDataset(
-        files, compression_type="GZIP"))
+    return sorted(tf.train.Example.FromString(record.numpy()).SerializeToString(
+        deterministic=True) for record in tf.data.TFRecordDataset(files,
+                                                                  compression_type="GZIP"))
 
 
 @pytest.fixture(scope="module")
