@@ -178,18 +178,23 @@ def _transform(config: PipelineConfig, examples, schema_gen, specs, node_id: str
         custom_config=transform_custom_config(config, specs)).with_id(node_id)
 
 
-def ingestion_nodes(config: PipelineConfig) -> tuple:
-    """The nodes every run starts with: ImportExampleGen (the latest span) → StatisticsGen,
-    ImportSchemaGen → ExampleValidator → AnomalyGate → CatalogDriftValidator (when
-    ``config.drift.enabled``). Returns ``(nodes, example_gen, schema_gen, last_gate)``: whatever
-    trains must wait for ``last_gate``."""
+def _read_span(config: PipelineConfig) -> tuple:
+    """``(ImportExampleGen of the latest span, its StatisticsGen, ImportSchemaGen)``."""
     example_gen = tfx.components.ImportExampleGen(
         input_base=config.catalog_root,
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name=split, pattern=split_input_pattern(split))
             for split in ("train", "eval")]))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=F.SCHEMA_PATH)
+    return example_gen, statistics_gen, tfx.components.ImportSchemaGen(schema_file=F.SCHEMA_PATH)
+
+
+def ingestion_nodes(config: PipelineConfig) -> tuple:
+    """The nodes every run starts with: ImportExampleGen (the latest span) → StatisticsGen,
+    ImportSchemaGen → ExampleValidator → AnomalyGate → CatalogDriftValidator (when
+    ``config.drift.enabled``). Returns ``(nodes, example_gen, schema_gen, last_gate)``: whatever
+    trains must wait for ``last_gate``."""
+    example_gen, statistics_gen, schema_gen = _read_span(config)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
@@ -230,13 +235,7 @@ def create_preprocessing_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """ImportExampleGen → StatisticsGen, ImportSchemaGen → Transform (with the fragments of the
     trained families that take the records): the Beam-heavy part of a run, without the gates
     and the trainers (to compare or time Beam settings)."""
-    example_gen = tfx.components.ImportExampleGen(
-        input_base=config.catalog_root,
-        input_config=tfx.proto.Input(splits=[
-            tfx.proto.Input.Split(name=split, pattern=split_input_pattern(split))
-            for split in ("train", "eval")]))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=F.SCHEMA_PATH)
+    example_gen, statistics_gen, schema_gen = _read_span(config)
     specs = [spec for spec in (registry.get(name) for name in config.families)
              if spec.transform_fragment and not spec.example_source]
     transform = _transform(config, example_gen.outputs["examples"], schema_gen, specs,
