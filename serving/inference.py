@@ -19,6 +19,7 @@ from typing import Optional
 
 import numpy as np
 
+from schemas.features import MAX_GIF_FRAMES, MAX_IMAGE_PIXELS
 from schemas.image_headers import declared_decode_cost
 from schemas.serving_api import (CLASSES_OUTPUT, CLASSIFY_INPUTS, CLASSIFY_METHOD,
                                  PREDICT_METHOD, REGRESS_METHOD, REGRESS_OUTPUTS,
@@ -105,16 +106,23 @@ class InferenceService:
                                   f"({self.max_rows})")
 
     def check_decode_cost(self, inputs: dict) -> None:
-        """RequestTooLarge when the images of one request declare more than ``max_pixels``
-        pixels to decode, all frames of all images together, read from their headers (string
-        values that are JPEG/PNG/GIF/BMP bytes, or serialized tf.Examples holding such bytes).
-        The model graph bounds each image; this bounds the request, before it is queued."""
+        """Checks what the images of one request declare in their headers (string values that
+        are JPEG/PNG/GIF/BMP bytes, or serialized tf.Examples holding such bytes), before the
+        request is queued: an image above ``MAX_IMAGE_PIXELS`` (all GIF frames together) or
+        ``MAX_GIF_FRAMES`` is InvalidRequest, as the served graph would answer (a decompression
+        bomb); all of them together above ``max_pixels`` is RequestTooLarge."""
         pixels = 0
         for array in inputs.values():
             if getattr(array, "dtype", None) != object:
                 continue
             for value in np.ravel(array):
-                pixels += _declared_pixels(value)
+                for image_pixels, frames in _declared_images(value):
+                    if image_pixels > MAX_IMAGE_PIXELS or frames > MAX_GIF_FRAMES:
+                        raise InvalidRequest(
+                            f"image too large: it declares {image_pixels} pixels in {frames} "
+                            f"frame(s) to decode, more than {MAX_IMAGE_PIXELS} pixels or "
+                            f"{MAX_GIF_FRAMES} frames (decompression bomb?)")
+                    pixels += image_pixels
                 if pixels > self.max_pixels:
                     raise RequestTooLarge(
                         f"the images of one request declare more than {self.max_pixels} "
@@ -307,26 +315,26 @@ class InferenceService:
                                              time.perf_counter() - start)
 
 
-def _declared_pixels(value) -> int:
-    """Pixels that decoding the images in one string value would cost: the value itself, or the
-    bytes features of the tf.Example it serializes (which always starts with field 1, 0x0A; no
-    image format does)."""
+def _declared_images(value) -> list:
+    """``(pixels, frames)`` of each image in one string value: the value itself, or the bytes
+    features of the tf.Example it serializes (which always starts with field 1, 0x0A; no image
+    format does)."""
     if not isinstance(value, bytes):
-        return 0
+        return []
     cost = declared_decode_cost(value)
     if cost is not None:
-        return cost[0]
+        return [cost]
     if not value.startswith(b"\n"):
-        return 0
-    from tensorflow.core.example import example_pb2
+        return []
     from google.protobuf.message import DecodeError
+    from tensorflow.core.example import example_pb2
     try:
         example = example_pb2.Example.FromString(value)
     except DecodeError:
-        return 0
-    return sum(cost[0] for feature in example.features.feature.values()
-               for item in feature.bytes_list.value
-               if (cost := declared_decode_cost(item)) is not None)
+        return []
+    return [cost for feature in example.features.feature.values()
+            for item in feature.bytes_list.value
+            if (cost := declared_decode_cost(item)) is not None]
 
 
 def serialized_examples(input_proto) -> list:

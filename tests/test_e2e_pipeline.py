@@ -818,7 +818,7 @@ def test_a_drop_that_drifted_stops_the_run_with_a_report(smoke_run, tmp_path):
     verdict = json.loads((report / "drift.json").read_text())
     assert "brightness" in verdict["failed"] and (report / "index.html").is_file()
     executions = _executions_by_node(str(workspace / "metadata.sqlite"))
-    assert executions["CatalogDriftValidator"][-1] == "FAILED"
+    assert "FAILED" in executions["CatalogDriftValidator"]  # earlier spans passed
     assert served == {family: sorted(os.listdir(workspace / "serving" / family))
                       for family in FAMILIES}
 
