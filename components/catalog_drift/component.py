@@ -8,7 +8,6 @@ run stops) and fails, stopping everything downstream, when a check is past its t
 Otherwise the span joins the history the next spans are compared with.
 """
 
-import glob
 import json
 import os
 
@@ -26,23 +25,6 @@ class DriftReportArtifact(types.Artifact):
     TYPE_NAME = "fashion.DriftReport"  # KFP v2 needs "namespace.TypeName"
 
 
-def read_records(examples_uri: str):
-    """``(source_id, encoded image)`` of every record of every split of an Examples artifact."""
-    import tensorflow as tf
-
-    from schemas import features as F
-    paths = sorted(glob.glob(os.path.join(examples_uri, "Split-*", "*")))
-    spec = {F.IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string),
-            F.IMAGE_SOURCE_ID: tf.io.FixedLenFeature([], tf.string, default_value="")}
-    for path in paths:
-        dataset = tf.data.TFRecordDataset(path, compression_type="GZIP"
-                                          if path.endswith(".gz") else None)
-        for serialized in dataset:
-            parsed = tf.io.parse_single_example(serialized, spec)
-            yield (parsed[F.IMAGE_SOURCE_ID].numpy().decode("utf-8", "replace"),
-                   parsed[F.IMAGE_ENCODED].numpy())
-
-
 def span_of(examples) -> int:
     """The span ExampleGen read (a custom property in TFX 1.16, a property before)."""
     if examples.has_custom_property("span"):
@@ -51,26 +33,32 @@ def span_of(examples) -> int:
     return int(examples.span)
 
 
+# Artifacts and the catalog are read through tf.io.gfile: on Kubeflow they live on gs://.
+
 def _read_statistics(statistics_uri: str, split: str = "train"):
+    import tensorflow as tf
     from tensorflow_metadata.proto.v0 import statistics_pb2
     statistics = statistics_pb2.DatasetFeatureStatisticsList()
-    with open(os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb"), "rb") as handle:
+    path = os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb")
+    with tf.io.gfile.GFile(path, "rb") as handle:
         statistics.ParseFromString(handle.read())
     return statistics
 
 
 def _read_schema(schema_uri: str):
+    import tensorflow as tf
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
-    with open(os.path.join(schema_uri, "schema.pbtxt")) as handle:
+    with tf.io.gfile.GFile(os.path.join(schema_uri, "schema.pbtxt")) as handle:
         return text_format.Parse(handle.read(), schema_pb2.Schema())
 
 
 def _conversion_summary(catalog_root: str, span: int) -> dict:
+    import tensorflow as tf
     path = os.path.join(catalog_root, f"span-{span}", "summary.json")
-    if not os.path.isfile(path):
+    if not catalog_root or not tf.io.gfile.exists(path):
         return {}
-    with open(path) as handle:
+    with tf.io.gfile.GFile(path) as handle:
         return json.load(handle)
 
 
@@ -88,6 +76,7 @@ def CatalogDriftValidator(
     ``DriftConfig`` as JSON) from the accepted spans under ``history_root``."""
     from components.catalog_drift.profile import profile_span
     from schemas import features as F
+    from trainer.export.records import iter_record_images
     from trainer.families.spec import resolve
     settings = json.loads(thresholds)
     span = span_of(examples)
@@ -95,7 +84,8 @@ def CatalogDriftValidator(
     if settings["embedding_weights"].lower() != "none":
         embed = resolve(settings["embedder"])(settings["embedding_weights"],
                                               settings["embedding_size"])
-    profile = profile_span(span, read_records(examples.uri), embed,
+    profile = profile_span(span, iter_record_images(os.path.join(examples.uri, "Split-*", "*")),
+                           embed,
                            settings["max_embedded"], seed=span,
                            conversion=_conversion_summary(catalog_root, span))
     profile.save(os.path.join(report.uri, "profile.npz"))

@@ -24,16 +24,21 @@ def read_records(data_pattern: str, limit: int) -> list[bytes]:
     return [record.numpy() for record in record_dataset(data_pattern).take(limit)]
 
 
-def read_record_images(data_pattern: str, limit: int) -> list[tuple[str, bytes]]:
-    """``(source id, encoded image)`` of the first ``limit`` records matching the glob."""
+def iter_record_images(data_pattern: str, limit: int = -1):
+    """Yields ``(source id, encoded image)`` of the records matching the glob (the first
+    ``limit``; -1: all), one at a time."""
     import tensorflow as tf
-    found = []
-    for record in record_dataset(data_pattern).take(limit):
+    for index, record in enumerate(record_dataset(data_pattern).take(limit)):
         parsed = tf.io.parse_single_example(record, {
             F.IMAGE_ENCODED: tf.io.FixedLenFeature([], tf.string),
             F.IMAGE_SOURCE_ID: tf.io.FixedLenFeature([], tf.string, default_value=b"")})
-        name = parsed[F.IMAGE_SOURCE_ID].numpy().decode() or f"record {len(found)}"
-        found.append((name, parsed[F.IMAGE_ENCODED].numpy()))
+        name = parsed[F.IMAGE_SOURCE_ID].numpy().decode("utf-8", "replace") or f"record {index}"
+        yield name, parsed[F.IMAGE_ENCODED].numpy()
+
+
+def read_record_images(data_pattern: str, limit: int) -> list[tuple[str, bytes]]:
+    """``(source id, encoded image)`` of the first ``limit`` records matching the glob."""
+    found = list(iter_record_images(data_pattern, limit))
     if not found:
         raise ValueError(f"no record in {data_pattern}")
     return found
