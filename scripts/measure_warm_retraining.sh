@@ -60,8 +60,9 @@ for name in ("first", "warm", "cold"):
     runs[name] = {"wall_s": seconds,
                   "trainers_s": {k: v for k, v in summary["component_seconds"].items()
                                  if k.endswith("Trainer")},
-                  "blessed": {k: v.get("blessed") for k, v in summary["evaluation"].items()},
-                  "metrics": {k: {m: v[m] for m in v if isinstance(v[m], float)}
+                  "blessed": {k: (v or {}).get("blessed")
+                              for k, v in summary["evaluation"].items()},
+                  "metrics": {k: (v or {}).get("slices", {}).get("overall", {})
                               for k, v in summary["evaluation"].items()}}
 for name, run in runs.items():
     print(f"{name}: {run['wall_s']} s wall; trainers {run['trainers_s']}; "
