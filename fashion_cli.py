@@ -239,7 +239,10 @@ def cmd_runs(args) -> int:
     lines = []
     for run in found:
         verdict = f"FAILED at {', '.join(run['failed'])}" if run["failed"] else "complete"
-        lines.append(f"{run['id']}  spans {run['spans'] or '?'}  {when(run['start_ms'])} → "
+        window = (f" (trained on spans {run['spans_read']})"
+                  if run.get("spans_read", run["spans"]) != run["spans"] else "")
+        lines.append(f"{run['id']}  spans {run['spans'] or '?'}{window}  "
+                     f"{when(run['start_ms'])} → "
                      f"{when(run['end_ms'])} ({run['seconds']} s)  {verdict}")
         slowest = sorted(run["component_seconds"].items(), key=lambda item: -item[1])[:3]
         lines.append("  slowest: " + ", ".join(f"{n} {s} s" for n, s in slowest))

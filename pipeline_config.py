@@ -69,9 +69,13 @@ class DataConfig:
     synthetic_image_size: int = 256
     eval_fraction: float = 0.2
     num_shards: int = 4
+    # Trainers (and the Transform analysis) see the newest window_spans accepted spans; the
+    # evaluators judge on the newest span alone. 1: the newest span only.
+    window_spans: int = 1
 
     def __post_init__(self):
         check(self.synthetic_images >= 10, "synthetic_images must be >= 10")
+        check(self.window_spans >= 1, "window_spans must be >= 1")
         check(32 <= self.synthetic_image_size <= 1024, "synthetic_image_size must be 32..1024")
         check(0.0 < self.eval_fraction < 0.9, "eval_fraction must be in (0, 0.9)")
         check(self.num_shards >= 1, "num_shards must be >= 1")
@@ -241,19 +245,35 @@ class TrainingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BeamConfig:
-    """Apache Beam options for the DirectRunner (or any runner named here)."""
+    """Apache Beam options: the DirectRunner (in one process or several), a Beam cluster
+    reached through the Job API (``PortableRunner`` with ``job_endpoint`` and the SDK
+    ``worker_pool``, e.g. ``pipeline.beam_cluster``), or any runner named here with its
+    ``extra_args``."""
 
     runner: str = "DirectRunner"
-    direct_num_workers: int = 1
+    direct_num_workers: int = 1  # also the SDK workers a portable job runs on at once
     direct_running_mode: str = "in_memory"
+    job_endpoint: str = ""  # host:port of a Beam job service (PortableRunner)
+    worker_pool: str = ""  # host:port of its SDK worker pool (EXTERNAL environment)
     extra_args: tuple = ()
 
     def __post_init__(self):
         check(self.direct_num_workers >= 0, "direct_num_workers must be >= 0")
         check(self.direct_running_mode in ("in_memory", "multi_threading", "multi_processing"),
               "direct_running_mode must be in_memory, multi_threading or multi_processing")
+        if self.runner == "PortableRunner":
+            check(bool(self.job_endpoint and self.worker_pool),
+                  "runner PortableRunner needs job_endpoint and worker_pool (host:port each; "
+                  "python -m pipeline.beam_cluster start prints them)")
+        else:
+            check(not (self.job_endpoint or self.worker_pool),
+                  "job_endpoint and worker_pool are used only with runner PortableRunner")
 
     def args(self) -> list[str]:
+        if self.runner == "PortableRunner":
+            return ["--runner=PortableRunner", f"--job_endpoint={self.job_endpoint}",
+                    "--environment_type=EXTERNAL", f"--environment_config={self.worker_pool}",
+                    f"--direct_num_workers={self.direct_num_workers}", *self.extra_args]
         return [f"--runner={self.runner}", f"--direct_num_workers={self.direct_num_workers}",
                 f"--direct_running_mode={self.direct_running_mode}", *self.extra_args]
 

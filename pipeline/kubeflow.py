@@ -19,6 +19,12 @@ def compile_pipeline(config: PipelineConfig, image: str, output_path: str) -> st
     from pipeline.pipeline import create_pipeline
     if not image:
         raise ValueError("a container image with this project installed is required")
+    if config.data.window_spans > 1:
+        # KFP v2's compiler takes only TFX's Latest/LatestBlessed resolver strategies.
+        raise ValueError(f"data.window_spans={config.data.window_spans}: a training window of "
+                         "several spans runs only under LocalDagRunner (fashion run/drop); "
+                         "Kubeflow's V2 compiler supports no span-window resolver, so compile "
+                         "with data.window_spans=1 (each run trains on its newest span)")
     output_path = os.path.abspath(output_path)
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

@@ -6,7 +6,9 @@ evaluator (TFX Evaluator with the family's EvalConfig, the OfflineEvaluator runn
 offline metrics, or its own evaluator component) →
 ServingInfraValidator → Pusher (→ CatalogIndexer for an embedding family), plus its extra
 components and an EvaluationReport; composite
-nodes (several families' blessed models) come after the branches they take.
+nodes (several families' blessed models) come after the branches they take. With
+``data.window_spans`` > 1, Transform and the trainers take the newest accepted spans
+(:mod:`pipeline.span_window`), the evaluators the newest span.
 ``create_pipeline(config)`` returns a ``tfx.dsl.Pipeline`` that LocalDagRunner runs
 (``pipeline.runner.run``) or a Kubeflow runner compiles.
 """
@@ -50,7 +52,9 @@ def trainer_custom_config(config: PipelineConfig, spec: FamilySpec) -> dict:
             "checkpoint_root": config.checkpoint_root}
 
 
-def _evaluator(spec: FamilySpec, family_config, examples, model, baseline_model):
+def family_evaluator(spec: FamilySpec, family_config, examples, model, baseline_model):
+    """The evaluator node of ``spec`` (as its EvaluationSpec says) judging ``model`` on
+    ``examples`` against ``baseline_model`` (a channel, or None)."""
     if spec.evaluation.kind == TFMA:
         return tfx.components.Evaluator(
             examples=examples, model=model, baseline_model=baseline_model,
@@ -64,19 +68,41 @@ def _evaluator(spec: FamilySpec, family_config, examples, model, baseline_model)
     return resolve(spec.evaluation.factory)(family_config, examples, model, baseline_model)
 
 
-def example_source(config: PipelineConfig, spec: FamilySpec, records):
+def example_source(config: PipelineConfig, spec: FamilySpec, records,
+                   id_suffix: str = "Examples"):
     """The component deriving ``spec``'s own examples (its ``examples`` output) from the
     ``records`` channel, or None when the family takes the records as they are."""
     if not spec.example_source:
         return None
     source = resolve(spec.example_source)(config.family(spec.name), records)
-    return source.with_id(spec.node_id("Examples")) if source is not None else None
+    return source.with_id(spec.node_id(id_suffix)) if source is not None else None
+
+
+def span_window(config: PipelineConfig, example_gen, last_gate):
+    """The resolver of the newest ``config.data.window_spans`` accepted spans that
+    ``example_gen`` ingested, in this run and before (:mod:`pipeline.span_window`), or None when
+    the window is the newest span alone. It runs after ``last_gate``."""
+    if config.data.window_spans == 1:
+        return None
+    from pipeline.span_window import EXAMPLES_KEY, AcceptedSpanWindow
+    # A channel named by producer reaches every run's artifacts; example_gen.outputs would
+    # reach this run's only.
+    every_span = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples,
+                                 producer_component_id=example_gen.id, output_key="examples")
+    window = tfx.dsl.Resolver(
+        strategy_class=AcceptedSpanWindow,
+        config={"num_spans": config.data.window_spans, "gate_node_id": last_gate.id,
+                "pipeline_name": config.name},
+        **{EXAMPLES_KEY: every_span}).with_id("SpanWindow")
+    window.add_upstream_node(last_gate)
+    return window
 
 
 def family_branch(config: PipelineConfig, spec: FamilySpec, examples, schema_gen,
-                  transform) -> tuple[list, dict]:
-    """The nodes of ``spec``'s branch (trained on the ``examples`` channel), and the channels a
-    composite node may take from it."""
+                  transform, training_examples=None) -> tuple[list, dict]:
+    """The nodes of ``spec``'s branch (trained on the ``training_examples`` channel, by default
+    ``examples``; evaluated on ``examples``), and the channels a composite node may take from
+    it."""
     transformed = spec.transform_fragment is not None
     # The family's latest blessed model (its own trainer's and evaluator's artifacts only: the
     # families share the pipeline context): the baseline of the change threshold, and where a
@@ -96,14 +122,15 @@ def family_branch(config: PipelineConfig, spec: FamilySpec, examples, schema_gen
                          "blessed model (its spec does not declare warm_start)")
     trainer = tfx.components.Trainer(
         run_fn=spec.run_fn,
-        examples=transform.outputs["transformed_examples"] if transformed else examples,
+        examples=(transform.outputs["transformed_examples"] if transformed
+                  else training_examples or examples),
         transform_graph=transform.outputs["transform_graph"] if transformed else None,
         schema=schema_gen.outputs["schema"],
         base_model=baseline.outputs["model"] if warm else None,
         custom_config=trainer_custom_config(config, spec),
     ).with_id(spec.node_id("Trainer"))
     model = trainer.outputs["model"]
-    evaluator = _evaluator(spec, config.family(spec.name), examples, model,
+    evaluator = family_evaluator(spec, config.family(spec.name), examples, model,
                            baseline.outputs["model"]).with_id(spec.node_id("Evaluator"))
     probe = spec.infra_probe
     infra_validator = ServingInfraValidator(
@@ -254,11 +281,18 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
     components, example_gen, schema_gen, last_gate = ingestion_nodes(config)
 
     records = example_gen.outputs["examples"]
-    sources = {spec.name: example_source(config, spec, records) for spec in specs}
+    # Trainers and Transform's analysis see the span window; evaluators, infra validators
+    # and indexers the newest span alone (the catalog as it is now).
+    window = span_window(config, example_gen, last_gate)
+    training_records = records
+    if window is not None:
+        components.append(window)
+        training_records = window.outputs["examples"]
+    sources = {spec.name: example_source(config, spec, training_records) for spec in specs}
     on_records = [spec for spec in specs if sources[spec.name] is None]
     transform = None
     if any(spec.transform_fragment for spec in on_records):
-        transform = _transform(config, records, schema_gen, on_records, "Transform")
+        transform = _transform(config, training_records, schema_gen, on_records, "Transform")
         components.append(transform)
         # The gates have no artifact that Transform takes; this edge makes everything after
         # them wait for (and be skipped by the failure of) the last gate, which waits for the
@@ -266,17 +300,23 @@ def create_pipeline(config: PipelineConfig, enable_cache: bool = False,
         transform.add_upstream_node(last_gate)
     channels = {}
     for spec in specs:
-        source, family_transform, examples = sources[spec.name], transform, records
+        source, family_transform = sources[spec.name], transform
+        examples, training_examples = records, training_records
         if source is not None:
             source.add_upstream_node(last_gate)
-            examples = source.outputs["examples"]
+            examples = training_examples = source.outputs["examples"]
             components.append(source)
+            if window is not None:  # the newest span's own examples, to evaluate on
+                newest = example_source(config, spec, records, "NewestExamples")
+                newest.add_upstream_node(last_gate)
+                examples = newest.outputs["examples"]
+                components.append(newest)
             if spec.transform_fragment:
-                family_transform = _transform(config, examples, schema_gen, [spec],
+                family_transform = _transform(config, training_examples, schema_gen, [spec],
                                               spec.node_id("Transform"))
                 components.append(family_transform)
         nodes, channels[spec.name] = family_branch(config, spec, examples, schema_gen,
-                                                   family_transform)
+                                                   family_transform, training_examples)
         if spec.transform_fragment is None:  # trains on raw examples: gated directly
             nodes[0].add_upstream_node(last_gate)
         components += nodes

@@ -107,7 +107,8 @@ def _family_result(steps: dict, spec, with_metrics: bool) -> dict:
 
 
 def list_runs(metadata_path: str, limit: Optional[int] = None, metrics: bool = True) -> list:
-    """The pipeline runs of a workspace's store, newest first: id, spans read, start and end
+    """The pipeline runs of a workspace's store, newest first: id, spans ingested and read (a
+    training window reads earlier ones), start and end
     (ms since the epoch), seconds, state counts, each component's seconds and per family the
     metrics, blessing and pushed version."""
     store = _store(metadata_path)
@@ -121,12 +122,17 @@ def list_runs(metadata_path: str, limit: Optional[int] = None, metrics: bool = T
         end = max((e.last_update_time_since_epoch for e in executions), default=0)
         spans = sorted({span for step in steps.values() for entries in step.outputs.values()
                         for kind, _, span, _ in entries if kind == "Examples" and span})
+        # every span a step read: with a training window (data.window_spans), earlier ones too
+        read = sorted({span for step in steps.values() for entries in step.inputs.values()
+                       for kind, _, span, _ in entries if kind == "Examples" and span})
         states = {}
         for step in steps.values():
             states[step.state] = states.get(step.state, 0) + 1
         families = {spec.name: _family_result(steps, spec, metrics)
                     for spec in registry.family_specs() if spec.node_id("Trainer") in steps}
-        runs.append({"id": context.name, "spans": spans, "start_ms": start, "end_ms": end,
+        runs.append({"id": context.name, "spans": spans,
+                     "spans_read": sorted(set(read) | set(spans)),
+                     "start_ms": start, "end_ms": end,
                      "seconds": round((end - start) / 1000, 1), "states": states,
                      "component_seconds": {n: s.seconds for n, s in steps.items()},
                      "failed": sorted(n for n, s in steps.items() if s.state == "FAILED"),

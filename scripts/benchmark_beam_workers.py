@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Beam worker speed-up (not a test): StatisticsGen and Transform on one synthetic span, run by
 LocalDagRunner on the DirectRunner in one process, then with N worker processes
-(``--direct_running_mode=multi_processing``).
+(``--direct_running_mode=multi_processing``), then on a local Beam cluster with N SDK workers
+(``pipeline.beam_cluster``: a job service and a worker pool in processes of their own).
 
 Usage:
     .venv/bin/python scripts/benchmark_beam_workers.py [--images 20000] [--workers 2]
@@ -36,6 +37,7 @@ def main() -> int:
     import pipeline_config as pc
     from components.catalog_import.spans import SpanWriter
     from components.synthetic_catalog import generator
+    from pipeline.beam_cluster import LocalBeamCluster
     from pipeline.beam_staging import skip_staging_for_local_runners
     from pipeline.pipeline import create_preprocessing_pipeline
     from pipeline.runs import list_runs
@@ -51,24 +53,34 @@ def main() -> int:
                                              workers=os.cpu_count() or 1):
                 writer.add(record)
         print(f"span of {args.images} images written in {time.monotonic() - start:.0f} s")
-        settings = {"1 process": pc.BeamConfig(),
-                    f"{args.workers} worker processes": pc.BeamConfig(
+        cluster = LocalBeamCluster(os.path.join(folder, "cluster-state"), args.workers)
+        settings = {"1 process": lambda: pc.BeamConfig(),
+                    f"{args.workers} worker processes": lambda: pc.BeamConfig(
                         direct_num_workers=args.workers,
-                        direct_running_mode="multi_processing")}
-        for name, beam in settings.items():
-            config = dataclasses.replace(base, beam=beam,
-                                         workspace=os.path.join(folder, name.split()[0]))
-            config = pc.replace_nested(config, "data.catalog_root", catalog)
-            start = time.monotonic()
-            tfx.orchestration.LocalDagRunner().run(create_preprocessing_pipeline(config))
-            seconds = list_runs(config.metadata_path, metrics=False)[0]["component_seconds"]
-            results[name] = {"StatisticsGen": seconds["StatisticsGen"],
-                             "Transform": seconds["Transform"],
-                             "wall": round(time.monotonic() - start, 1)}
-            print(f"{name}: {results[name]}")
-    one, many = results.values()
-    speedup = {key: round(one[key] / many[key], 2) for key in ("StatisticsGen", "Transform")}
-    print(f"speed-up with {args.workers} workers: {speedup} (cpus: {os.cpu_count()})")
+                        direct_running_mode="multi_processing"),
+                    f"cluster of {args.workers} workers": cluster.beam_config}
+        try:
+            for n, (name, beam) in enumerate(settings.items()):
+                if beam == cluster.beam_config:
+                    cluster.start()
+                config = dataclasses.replace(base, beam=beam(),
+                                             workspace=os.path.join(folder, f"setting-{n}"))
+                config = pc.replace_nested(config, "data.catalog_root", catalog)
+                start = time.monotonic()
+                tfx.orchestration.LocalDagRunner().run(create_preprocessing_pipeline(config))
+                seconds = list_runs(config.metadata_path, metrics=False)[0]["component_seconds"]
+                results[name] = {"StatisticsGen": seconds["StatisticsGen"],
+                                 "Transform": seconds["Transform"],
+                                 "wall": round(time.monotonic() - start, 1)}
+                print(f"{name}: {results[name]}")
+        finally:
+            cluster.stop()
+    one = results.pop("1 process")
+    speedup = {name: {key: round(one[key] / many[key], 2) for key in ("StatisticsGen",
+                                                                       "Transform")}
+               for name, many in results.items()}
+    results["1 process"] = one
+    print(f"speed-up: {speedup} (cpus: {os.cpu_count()})")
     print(json.dumps({"images": args.images, "results": results, "speedup": speedup}))
     return 0
 

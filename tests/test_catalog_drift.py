@@ -88,6 +88,31 @@ def test_profile_round_trip(tmp_path):
     assert logic.corrupt_finding(loaded, 0.05).value == pytest.approx(1 / 13, abs=1e-3)
 
 
+def test_only_the_embedded_sample_is_held_and_it_is_uniform_and_seeded():
+    """Profiling keeps a reservoir of max_embedded images, not the span: the embedder gets
+    exactly that many, drawn from the whole span (not its first rows), the same ones for the
+    same seed."""
+    given = []
+
+    def embed(images):
+        given.append(list(images))
+        return np.zeros([len(images), 2])
+
+    def encoded_once(count):  # each record's bytes handed out once, like a reader's
+        for index, (source_id, _) in enumerate(_scenes(9, count, size=16)):
+            yield source_id, _jpeg(np.full((16, 16, 3), index % 256))
+
+    first = profile_span(1, encoded_once(400), embed, max_embedded=20, seed=3)
+    again = profile_span(1, encoded_once(400), embed, max_embedded=20, seed=3)
+    other = profile_span(1, encoded_once(400), embed, max_embedded=20, seed=4)
+    assert len(first) == 400 and [len(images) for images in given] == [20, 20, 20]
+    rows = first.embedded_rows.tolist()
+    assert rows == sorted(set(rows)) and rows == again.embedded_rows.tolist()
+    assert rows != other.embedded_rows.tolist()
+    assert max(rows) >= 200 and min(rows) < 200  # from across the span
+    assert given[0] == given[1]
+
+
 def test_embedding_drift_tells_new_content_from_the_same_content():
     """The pretrained trunk's features: another kind of picture is told apart (AUC near 1);
     more pictures of the same kind are not (AUC near 0.5)."""

@@ -227,6 +227,48 @@ def test_a_killed_training_resumes_from_its_checkpoint(blocks, tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("-4")
 
 
+def test_a_warm_start_initialises_every_module_from_the_blessed_models_checkpoint(
+        blocks, tmp_path):
+    """The checkpoint a training leaves beside its SavedModel initialises a new training's
+    whole model (Model Garden's init_checkpoint), not only the pretrained trunk."""
+    from trainer.families.detector.trainer import (save_warm_start_checkpoint, train,
+                                                   warm_start_checkpoint)
+    config = dataclasses.replace(detector_config.smoke(), epochs=1, steps_per_epoch=2,
+                                 warm_start=True, warm_start_epochs=1)
+    _, blessed, _ = train(config, [blocks], [blocks], str(tmp_path / "first"))
+    serving = str(tmp_path / "model" / "Format-Serving")
+    assert warm_start_checkpoint(serving) is None
+    save_warm_start_checkpoint(blessed, serving)
+    checkpoint = warm_start_checkpoint(serving)
+    assert checkpoint
+
+    def initialised(init_checkpoint):
+        experiment = model_garden.experiment_config(config, [blocks], [blocks])
+        experiment.task.init_checkpoint = init_checkpoint
+        experiment.task.init_checkpoint_modules = "all"
+        task = model_garden.task(experiment)
+        model = task.build_model()
+        task.initialize(model)
+        return [v.numpy() for v in model.variables]  # names get suffixes; the order is fixed
+
+    trained = [v.numpy() for v in blessed.variables]
+    warm, cold = initialised(checkpoint), initialised(None)
+    assert [w.shape for w in warm] == [t.shape for t in trained]
+    # a fresh model differs from the trained one (the pretrained trunk aside: its random
+    # decoder and head, the training's steps; 76 of 329 variables when written) ...
+    assert sum(not np.array_equal(t, c) for t, c in zip(trained, cold)) >= 20
+    # ... the warm-started one is the trained one, every variable
+    assert all(np.array_equal(t, w) for t, w in zip(trained, warm))
+    # train() takes the blessed model's SavedModel folder and records where it started
+    _, _, history = train(config, [blocks], [blocks], str(tmp_path / "second"),
+                          warm_start_from=serving)
+    assert history.warm_start_result == {"warm_started_from": serving}
+    assert len(history["loss"]) == 1  # warm_start_epochs
+    _, _, history = train(config, [blocks], [blocks], str(tmp_path / "third"),
+                          warm_start_from=str(tmp_path / "nothing" / "Format-Serving"))
+    assert "warm_start_skipped" in history.warm_start_result
+
+
 @pytest.fixture(scope="module")
 def exported(blocks, tmp_path_factory):
     from trainer.families.detector import export

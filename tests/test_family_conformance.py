@@ -135,6 +135,35 @@ def test_training_ran_and_recorded_its_curves(trained):
     assert history["resumed_at_epoch"] == 0
 
 
+def test_a_warm_start_loads_the_whole_export_back(trained, transformed, config, tmp_path):
+    """A family that declares warm starts, given its own export as TFX's ``base_model``,
+    starts from every variable of it (its history names the model) and exports again."""
+    from tfx import v1 as tfx
+
+    from pipeline.pipeline import trainer_custom_config
+    spec = trained["spec"]
+    if not spec.warm_start:
+        pytest.skip(f"{spec.name} declares no warm start")
+    raw = spec.transform_fragment is None
+    warm = dataclasses.replace(config.family(spec.name), warm_start=True, warm_start_epochs=1,
+                               steps_per_epoch=3)
+    warm_config = dataclasses.replace(config, family_configs={
+        **config.family_configs, spec.name: warm})
+    fn_args = tfx.components.FnArgs(
+        train_files=transformed["raw_train" if raw else "train"],
+        eval_files=[transformed["raw_eval"]] if raw else transformed["eval"],
+        transform_output=None if raw else transformed["transform_graph"],
+        serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"),
+        base_model=trained["serving_dir"],
+        custom_config=trainer_custom_config(warm_config, spec))
+    resolve(spec.run_fn)(fn_args)
+    with open(tmp_path / "run" / "history.json") as handle:
+        history = json.load(handle)
+    assert history.get("warm_started_from") == trained["serving_dir"], history
+    assert len(history["metrics"]["loss"]) == 1  # warm_start_epochs
+    assert tf.saved_model.load(str(tmp_path / "serving")).signatures
+
+
 def test_the_export_declares_every_signature_with_its_method_name(trained):
     from serving.model_manager import read_signature_defs
     defs = read_signature_defs(trained["serving_dir"])

@@ -126,7 +126,7 @@ def test_without_the_drift_check_the_schema_gate_guards_training(config):
     assert "AnomalyGate" in {n.id for n in ids["Transform"].upstream_nodes}
 
 
-def test_a_warm_started_trainer_takes_the_latest_blessed_model(config):
+def test_a_warm_started_trainer_takes_the_latest_blessed_model(config, monkeypatch):
     from pipeline.pipeline import create_pipeline
     warm = pc.replace_nested(config, "category.warm_start", "true")
     ir = compiler.Compiler().compile(create_pipeline(warm))
@@ -136,6 +136,15 @@ def test_a_warm_started_trainer_takes_the_latest_blessed_model(config):
     cold = {n.pipeline_node.node_info.id: n.pipeline_node
             for n in compiler.Compiler().compile(create_pipeline(config)).nodes}
     assert "base_model" not in cold["CategoryTrainer"].inputs.inputs
+    for family in ("detector", "dual_encoder"):  # Model Garden's and the two-tower trainers
+        warm = pc.replace_nested(config, f"{family}.warm_start", "true")
+        node = {n.id: n for n in create_pipeline(warm).components}[
+            registry.get(family).node_id("Trainer")]
+        assert "base_model" in node.inputs
+    # a family whose trainer cannot start from a blessed model says so
+    undeclared = dataclasses.replace(registry.get("detector"), warm_start=False)
+    monkeypatch.setattr(registry, "get", lambda name, real=registry.get: (
+        undeclared if name == "detector" else real(name)))
     with pytest.raises(ValueError, match="detector.warm_start"):
         create_pipeline(pc.replace_nested(config, "detector.warm_start", "true"))
 

@@ -230,24 +230,35 @@ def warm_start(model: keras.Model, saved_model_dir: str) -> dict:
     Every variable must match in shape (same architecture and config); otherwise nothing is
     changed and the training starts as it would have. Returns what happened, for the history.
     """
+    return warm_start_groups(saved_model_dir, {"model_variables": list(model.variables)})
+
+
+def warm_start_groups(saved_model_dir: str, groups: dict) -> dict:
+    """:func:`warm_start` for models exported in several parts: ``groups`` maps an attribute
+    of the export (a list of variables, e.g. ``model_variables``, ``text_variables``) to the
+    variables that take its values, in order. All or nothing: unless every group matches in
+    count and shapes, no variable changes."""
     import tensorflow as tf
     try:
         loaded = tf.saved_model.load(saved_model_dir)
-        saved = list(getattr(loaded, "model_variables", []))
+        saved = {name: list(getattr(loaded, name, [])) for name in groups}
     except (OSError, ValueError, tf.errors.OpError) as err:
         logging.warning("warm start: cannot load %s (%s); training from the usual start",
                         saved_model_dir, err)
         return {"warm_start_skipped": f"cannot load {saved_model_dir}: {err}"}
-    mine = list(model.variables)
-    shapes = [tuple(v.shape) for v in mine], [tuple(v.shape) for v in saved]
-    if not saved or shapes[0] != shapes[1]:
-        reason = (f"{saved_model_dir} holds {len(saved)} model variables, this model "
-                  f"{len(mine)}, or their shapes differ (the architecture or config changed)")
-        logging.warning("warm start skipped: %s", reason)
-        return {"warm_start_skipped": reason}
-    for variable, value in zip(mine, saved):
-        variable.assign(tf.cast(value, variable.dtype))
-    logging.info("warm start: %d variables from %s", len(mine), saved_model_dir)
+    for name, mine in groups.items():
+        shapes = [tuple(v.shape) for v in mine], [tuple(v.shape) for v in saved[name]]
+        if not saved[name] or shapes[0] != shapes[1]:
+            reason = (f"{saved_model_dir} holds {len(saved[name])} {name}, this model "
+                      f"{len(mine)}, or their shapes differ (the architecture or config "
+                      "changed)")
+            logging.warning("warm start skipped: %s", reason)
+            return {"warm_start_skipped": reason}
+    for name, mine in groups.items():
+        for variable, value in zip(mine, saved[name]):
+            variable.assign(tf.cast(value, variable.dtype))
+    logging.info("warm start: %d variables from %s", sum(map(len, groups.values())),
+                 saved_model_dir)
     return {"warm_started_from": saved_model_dir}
 
 

@@ -92,20 +92,29 @@ def profile_span(span: int, records: Iterable[tuple], embed: Optional[Callable] 
     """Profiles ``records`` (``(source_id, encoded bytes)`` pairs) of span ``span``.
 
     ``embed`` maps a list of encoded images to an ``[n, dim]`` array; it is given a seeded
-    sample of at most ``max_embedded`` images (None: no embeddings)."""
+    sample of at most ``max_embedded`` images (None: no embeddings). Only that sample is held
+    in memory (a reservoir), however large the span."""
     columns = {name: [] for name in COLUMNS}
-    encoded_images = []
-    for source_id, encoded in records:
+    rng = np.random.default_rng(seed)
+    reservoir = []  # (row, encoded): a uniform sample of the rows seen so far
+    for row, (source_id, encoded) in enumerate(records):
         facts = image_facts(encoded)
         columns["source_id"].append(source_id)
         for name, value in facts.items():
             columns[name].append(value)
-        encoded_images.append(encoded)
+        if embed is None or max_embedded < 1:
+            continue
+        if len(reservoir) < max_embedded:
+            reservoir.append((row, encoded))
+        else:
+            slot = int(rng.integers(0, row + 1))
+            if slot < max_embedded:
+                reservoir[slot] = (row, encoded)
     columns = {name: np.asarray(values, dtype=COLUMNS[name]) for name, values in columns.items()}
     embeddings = rows = None
-    if embed is not None and encoded_images:
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.permutation(len(encoded_images))[:max_embedded])
-        embeddings = np.asarray(embed([encoded_images[i] for i in rows]), np.float32)
+    if reservoir:
+        reservoir.sort(key=lambda item: item[0])
+        rows = np.asarray([row for row, _ in reservoir])
+        embeddings = np.asarray(embed([encoded for _, encoded in reservoir]), np.float32)
     return SpanProfile(span=span, columns=columns, embeddings=embeddings, embedded_rows=rows,
                        conversion=dict(conversion or {}))

@@ -1,10 +1,12 @@
 """The ObjectCrops TFX component: per-garment crop examples from records with boxes (a thin
 wrapper around :mod:`components.object_crops.logic`). Its ``examples`` output is an ordinary
 Examples artifact with the ``records``' splits, so Transform, Trainer and the Evaluator take it as
-they take ExampleGen's; ``crops.json`` in it says what was cropped and skipped."""
+they take ExampleGen's; ``crops.json`` in it says what was cropped and skipped. ``records`` may
+hold several spans (a training window): their crops go into the one output, split by split."""
 
 import json
 import os
+from typing import List
 
 import tensorflow as tf
 from tfx.dsl.component.experimental.annotations import (InputArtifact, OutputArtifact,
@@ -20,18 +22,20 @@ STATS_FILE = "crops.json"
 
 
 @component
-def ObjectCrops(records: InputArtifact[standard_artifacts.Examples],
+def ObjectCrops(records: InputArtifact[List[standard_artifacts.Examples]],
                 examples: OutputArtifact[standard_artifacts.Examples],
                 margin: Parameter[float] = 0.1, min_side: Parameter[int] = 16):
-    """One example per labelled garment box of ``records``, split by split."""
-    splits = artifact_utils.decode_split_names(records.split_names)
+    """One example per labelled garment box of ``records`` (one span or several), split by
+    split."""
+    splits = artifact_utils.decode_split_names(records[0].split_names)
     summary = {}
     for split in splits:
-        source = artifact_utils.get_split_uri([records], split)
+        sources = artifact_utils.get_split_uris(records, split)
         target = os.path.join(examples.uri, f"Split-{split}")
         tf.io.gfile.makedirs(target)
-        stats = logic.write_split(tf.io.gfile.glob(os.path.join(source, "*")),
-                                  os.path.join(target, "crops.gz"), margin, min_side)
+        files = [path for source in sources
+                 for path in sorted(tf.io.gfile.glob(os.path.join(source, "*")))]
+        stats = logic.write_split(files, os.path.join(target, "crops.gz"), margin, min_side)
         summary[split] = stats.to_json()
         if stats.crops == 0:
             raise ValueError(f"ObjectCrops: no garment boxes in the {split} split "

@@ -25,4 +25,5 @@ SPEC = FamilySpec(
     baseline_metric="prior_boxes_mAP",
     report=f"{_HERE}.evaluation.report",
     headline_metrics=("mAP", "prior_boxes_mAP", "mAP_50", "mAP_75", "AR_100", "examples"),
+    warm_start=True,  # Model Garden's init_checkpoint: see trainer.families.detector.trainer
 )

@@ -35,11 +35,15 @@ VOCABULARY_ASSET = "vocabulary.txt"
 class EmbeddingModule(saved_model.ExportModule):
     """Export module of the dual encoder (see the module docstring)."""
 
-    def __init__(self, image_embedder, text_tower, tft_output, stored_size: int):
+    def __init__(self, image_embedder, text_tower, tft_output, stored_size: int,
+                 logits=None):
         super().__init__(image_embedder, tft_output, stored_size, name="dual_encoder")
         # As the base class does for the image tower: the variables, not the Keras model.
         self._embed_text = lambda text: text_tower(text, training=False)
         self.text_variables = list(text_tower.variables)
+        # The learnt logit scale (and SigLIP bias): unused in serving, kept to warm-start from.
+        self.logit_variables = [getattr(v, "value", v)
+                                for v in (logits.variables if logits is not None else [])]
 
     def _embedding(self, images):
         return {EMBEDDING_OUTPUT: tf.cast(self.run_model(images), tf.float32)}
@@ -79,7 +83,8 @@ def export(export_dir: str, towers, tft_output, stored_size: int, config,
            model_name: str = "dual_encoder") -> str:
     """Saves the towers of a trained dual encoder (``trainer.Towers``) as a serving
     SavedModel."""
-    module = EmbeddingModule(towers.image_embedder(), towers.text, tft_output, stored_size)
+    module = EmbeddingModule(towers.image_embedder(), towers.text, tft_output, stored_size,
+                             towers.logits)
     info = {"embedding_dim": config.embedding_dim, "prompt": config.prompt,
             "loss": config.loss, "logit_scale": float(towers.logits.scale()),
             "text_tower": (config.text_encoder_dir or
@@ -91,6 +96,16 @@ def export(export_dir: str, towers, tft_output, stored_size: int, config,
         assets={EMBEDDING_INFO_ASSET: json.dumps(info, indent=2, default=str),
                 VOCABULARY_ASSET: "\n".join(towers.vocabulary) + "\n"},
         warmup_logs=warmup_logs(model_name, warmup_images, warmup_texts))
+
+
+def read_vocabulary(export_dir: str) -> list:
+    """The text tower's vocabulary an exported dual encoder was trained with ([] when none)."""
+    from schemas.serving_api import ASSETS_EXTRA
+    path = os.path.join(export_dir, ASSETS_EXTRA, VOCABULARY_ASSET)
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as handle:
+        return [line.rstrip("\n") for line in handle if line.rstrip("\n")]
 
 
 def read_info(export_dir: str) -> dict:

@@ -30,4 +30,5 @@ SPEC = FamilySpec(
     # measured at every build and kept in the index's manifest).
     catalog_index=CatalogIndexSpec(SERVING_DEFAULT, EXAMPLES_INPUT, EMBEDDING_OUTPUT, "hnsw",
                                    (("hnsw_neighbours", 32), ("ef_search", 128))),
+    warm_start=True,  # both towers, the logit scale and the vocabulary: see its trainer
 )

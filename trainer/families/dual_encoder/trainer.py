@@ -125,6 +125,16 @@ def build_towers(config: DualEncoderConfig, stored_size: int, vocabulary: list) 
     return Towers(trunk, head, text, logits, vocabulary)
 
 
+def warm_start(towers: Towers, saved_model_dir: str) -> dict:
+    """Loads an exported dual encoder's image tower, text tower and logit scale into
+    ``towers`` (all of them, or nothing when any differs in shape); what happened, for the
+    history."""
+    return training.warm_start_groups(saved_model_dir, {
+        "model_variables": list(towers.image_embedder().variables),
+        "text_variables": list(towers.text.variables),
+        "logit_variables": list(towers.logits.variables)})
+
+
 def compiler(config: DualEncoderConfig, scope):
     """``compile_model``: the configured contrastive loss and in-batch retrieval accuracy."""
     loss = dual.sigmoid_loss if config.loss == "sigmoid" else dual.softmax_loss
@@ -227,7 +237,13 @@ def run_fn(fn_args) -> None:
     if len(captions) < 2:
         raise ValueError(f"{FAMILY}: needs captioned training examples (fashion/caption), "
                          f"found {len(captions)}")
-    vocabulary = dual.learn_vocabulary(captions, config.vocabulary_size)
+    warm_from = training.warm_start_source(fn_args, config)
+    # A warm start keeps the blessed model's vocabulary: its text tower's rows are its tokens
+    # (words new in this span map to [UNK] until a cold retraining).
+    vocabulary = (warm_from and export.read_vocabulary(warm_from)) or \
+        dual.learn_vocabulary(captions, config.vocabulary_size)
+    if warm_from and config.warm_start_epochs:
+        config = dataclasses.replace(config, epochs=config.warm_start_epochs)
     batch_size = min(config.batch_size, len(captions))
     train_images = captioned_images(fn_args.train_files, stored_size, batch_size,
                                     training=True, seed=config.seed)
@@ -245,8 +261,10 @@ def run_fn(fn_args) -> None:
                                      batch_size)
     logging.info("%s: %d captioned training examples, vocabulary %d, %d steps/epoch", FAMILY,
                  len(captions), len(vocabulary), steps)
+    warm_result = warm_start(towers, warm_from) if warm_from else None
     history = train(towers, config, train_once, train_images, evaluation,
                     compiler(config, scope), steps, checkpoint_dir)
+    history.warm_start_result = warm_result
     warmup = sample_images(fn_args.eval_files, {F.TRANSFORMED_IMAGE: tf.io.FixedLenFeature(
         [], tf.string)}, count=2)
     export.export(fn_args.serving_model_dir, towers, tft.TFTransformOutput(
