@@ -49,6 +49,7 @@ class Step:
     seconds: float
     inputs: dict  # key -> [(type, uri, span)]
     outputs: dict
+    kind: str = ""  # the execution's type (a component class, or TFX's Resolver)
 
 
 def _steps(store, run_context) -> list:
@@ -58,6 +59,7 @@ def _steps(store, run_context) -> list:
     artifacts = {a.id: a for a in store.get_artifacts_by_id(list({e.artifact_id
                                                                    for e in events}))}
     types = {t.id: t.name for t in store.get_artifact_types()}
+    kinds = {t.id: t.name for t in store.get_execution_types()}
     node_type = store.get_context_type("node").id
     steps = []
     for execution in executions:
@@ -79,7 +81,7 @@ def _steps(store, run_context) -> list:
             state=metadata_store_pb2.Execution.State.Name(execution.last_known_state),
             seconds=round((execution.last_update_time_since_epoch
                            - execution.create_time_since_epoch) / 1000, 1),
-            inputs=inputs, outputs=outputs))
+            inputs=inputs, outputs=outputs, kind=kinds.get(execution.type_id, "")))
     return steps
 
 
@@ -120,7 +122,9 @@ def list_runs(metadata_path: str, limit: Optional[int] = None, metrics: bool = T
         executions = store.get_executions_by_context(context.id)
         start = min((e.create_time_since_epoch for e in executions), default=0)
         end = max((e.last_update_time_since_epoch for e in executions), default=0)
-        spans = sorted({span for step in steps.values() for entries in step.outputs.values()
+        # a resolver's outputs are earlier runs' artifacts, not spans this run ingested
+        spans = sorted({span for step in steps.values() if not step.kind.endswith(".Resolver")
+                        for entries in step.outputs.values()
                         for kind, _, span, _ in entries if kind == "Examples" and span})
         # every span a step read: with a training window (data.window_spans), earlier ones too
         read = sorted({span for step in steps.values() for entries in step.inputs.values()

@@ -19,7 +19,7 @@ from components.synthetic_catalog import generator
 
 pytestmark = pytest.mark.e2e
 
-FAMILY = "attributes"  # trained on Transform's output, evaluated by TFMA
+FAMILY = "brand"  # trained on Transform's output (with its vocabulary), evaluated by TFMA
 ENGINES = ("two worker processes", "local Beam cluster")
 
 
