@@ -243,6 +243,9 @@ class TrainingConfig:
         return cls(**data)
 
 
+PORTABLE_JOB_TIMEOUT_S = 7 * 24 * 3600  # how long a portable job's state may be awaited
+
+
 @dataclasses.dataclass(frozen=True)
 class BeamConfig:
     """Apache Beam options: the DirectRunner (in one process or several), a Beam cluster
@@ -271,9 +274,12 @@ class BeamConfig:
 
     def args(self) -> list[str]:
         if self.runner == "PortableRunner":
+            # Beam applies job_server_timeout (60 s by default) to the whole job-state stream:
+            # a Transform that runs longer would fail with DEADLINE_EXCEEDED.
             return ["--runner=PortableRunner", f"--job_endpoint={self.job_endpoint}",
                     "--environment_type=EXTERNAL", f"--environment_config={self.worker_pool}",
-                    f"--direct_num_workers={self.direct_num_workers}", *self.extra_args]
+                    f"--direct_num_workers={self.direct_num_workers}",
+                    f"--job_server_timeout={PORTABLE_JOB_TIMEOUT_S}", *self.extra_args]
         return [f"--runner={self.runner}", f"--direct_num_workers={self.direct_num_workers}",
                 f"--direct_running_mode={self.direct_running_mode}", *self.extra_args]
 

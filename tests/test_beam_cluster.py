@@ -81,7 +81,8 @@ def test_portable_beam_arguments_and_staging():
     args = portable.args()
     assert {"--runner=PortableRunner", "--job_endpoint=localhost:8099",
             "--environment_type=EXTERNAL", "--environment_config=localhost:50000",
-            "--direct_num_workers=2"} <= set(args)
+            "--direct_num_workers=2", f"--job_server_timeout={pc.PORTABLE_JOB_TIMEOUT_S}"} \
+        <= set(args)  # a job longer than Beam's default 60 s must not time out its state
     # workers of a pool on this machine import this environment's TFX: nothing to stage
     assert not needs_tfx_package(args)
     remote = pc.BeamConfig(runner="PortableRunner", job_endpoint="flink-jobs:8099",
