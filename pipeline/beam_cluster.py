@@ -112,9 +112,7 @@ class LocalBeamCluster:
         """Ends the services and every worker they started; False when none was recorded."""
         if not os.path.exists(self.state_path):
             return False
-        with open(self.state_path) as handle:
-            state = json.load(handle)
-        _stop_groups(state["pids"])
+        _stop_groups(self.state()["pids"])
         os.remove(self.state_path)
         return True
 

@@ -41,31 +41,28 @@ class AcceptedSpanWindow(resolver.ResolverStrategy):
         self._gate_node_id = gate_node_id
         self._pipeline_name = pipeline_name
 
+    @staticmethod
+    def _runs(store, execution_id: int) -> set:
+        """The ids of the pipeline_run contexts of an execution."""
+        run_type = store.get_context_type("pipeline_run").id
+        return {context.id for context in store.get_contexts_by_execution(execution_id)
+                if context.type_id == run_type}
+
     def _accepted_runs(self, store) -> set:
         """The ids of the pipeline_run contexts in which the gate node passed."""
         gate = store.get_context_by_type_and_name(
             "node", f"{self._pipeline_name}.{self._gate_node_id}")
         if gate is None:
             return set()
-        run_type = store.get_context_type("pipeline_run")
-        passed = [e.id for e in store.get_executions_by_context(gate.id)
-                  if e.last_known_state in _PASSED]
-        return {context.id for execution_id in passed
-                for context in store.get_contexts_by_execution(execution_id)
-                if context.type_id == run_type.id}
+        return {run for execution in store.get_executions_by_context(gate.id)
+                if execution.last_known_state in _PASSED
+                for run in self._runs(store, execution.id)}
 
     def _runs_of(self, store, artifact_ids) -> dict:
         """artifact id → the pipeline_run context ids of the execution that produced it."""
-        run_type = store.get_context_type("pipeline_run")
-        producers = {event.artifact_id: event.execution_id
-                     for event in store.get_events_by_artifact_ids(artifact_ids)
-                     if event.type == metadata_store_pb2.Event.OUTPUT}
-        runs = {}
-        for artifact_id, execution_id in producers.items():
-            runs[artifact_id] = {context.id
-                                 for context in store.get_contexts_by_execution(execution_id)
-                                 if context.type_id == run_type.id}
-        return runs
+        return {event.artifact_id: self._runs(store, event.execution_id)
+                for event in store.get_events_by_artifact_ids(artifact_ids)
+                if event.type == metadata_store_pb2.Event.OUTPUT}
 
     def window(self, store, artifacts: list) -> list:
         """The window of ``artifacts`` (ImportExampleGen's outputs), oldest span first."""
@@ -77,8 +74,7 @@ class AcceptedSpanWindow(resolver.ResolverStrategy):
         by_span = {_span(current): current}
         for artifact in sorted(artifacts, key=lambda a: a.id):
             span = _span(artifact)
-            if (artifact is not current and span < _span(current)
-                    and runs.get(artifact.id, set()) & accepted_runs):
+            if span < _span(current) and runs.get(artifact.id, set()) & accepted_runs:
                 by_span[span] = artifact  # the newest accepted ingestion of the span
         chosen = [by_span[span] for span in sorted(by_span)[-self._num_spans:]]
         rejected = sorted({_span(a) for a in artifacts} - set(by_span))

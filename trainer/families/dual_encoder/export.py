@@ -35,15 +35,13 @@ VOCABULARY_ASSET = "vocabulary.txt"
 class EmbeddingModule(saved_model.ExportModule):
     """Export module of the dual encoder (see the module docstring)."""
 
-    def __init__(self, image_embedder, text_tower, tft_output, stored_size: int,
-                 logits=None):
+    def __init__(self, image_embedder, text_tower, tft_output, stored_size: int, logits):
         super().__init__(image_embedder, tft_output, stored_size, name="dual_encoder")
         # As the base class does for the image tower: the variables, not the Keras model.
         self._embed_text = lambda text: text_tower(text, training=False)
         self.text_variables = list(text_tower.variables)
         # The learnt logit scale (and SigLIP bias): unused in serving, kept to warm-start from.
-        self.logit_variables = [getattr(v, "value", v)
-                                for v in (logits.variables if logits is not None else [])]
+        self.logit_variables = [getattr(v, "value", v) for v in logits.variables]
 
     def _embedding(self, images):
         return {EMBEDDING_OUTPUT: tf.cast(self.run_model(images), tf.float32)}

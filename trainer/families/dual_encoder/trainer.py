@@ -26,7 +26,7 @@ from trainer.families.dual_encoder import model as dual
 from trainer.families.dual_encoder.config import DualEncoderConfig
 from trainer.families.dual_encoder.features import CAPTION
 from trainer.input_pipeline import matching_files
-from trainer.kinds.classifier import trainer_inputs
+from trainer.kinds.classifier import trainer_inputs, training_phases
 from trainer.preprocessing import decode_transformed_image
 from trainer.weights import build_with_weights
 
@@ -147,10 +147,11 @@ def compiler(config: DualEncoderConfig, scope):
 
 
 def train(towers: Towers, config: DualEncoderConfig, train_once, train_images, evaluation,
-          compile_model, steps_per_epoch: int, checkpoint_dir) -> training.History:
-    """Trains through the image tower's transfer phases (see the module docstring)."""
-    phases = transfer.phases(config.transfer_mode, config.epochs, config.fine_tune_layers,
-                             config.frozen_epochs, config.fine_tune_learning_rate)
+          compile_model, steps_per_epoch: int, checkpoint_dir,
+          warm: bool = False) -> training.History:
+    """Trains through the image tower's transfer phases (see the module docstring); ``warm``:
+    the towers hold a blessed model's weights (the classifiers' warm schedule)."""
+    phases = training_phases(config, warm)
     on_images = towers.on_images()
     history = training.History()
     cached = None
@@ -242,8 +243,6 @@ def run_fn(fn_args) -> None:
     # (words new in this span map to [UNK] until a cold retraining).
     vocabulary = (warm_from and export.read_vocabulary(warm_from)) or \
         dual.learn_vocabulary(captions, config.vocabulary_size)
-    if warm_from and config.warm_start_epochs:
-        config = dataclasses.replace(config, epochs=config.warm_start_epochs)
     batch_size = min(config.batch_size, len(captions))
     train_images = captioned_images(fn_args.train_files, stored_size, batch_size,
                                     training=True, seed=config.seed)
@@ -263,7 +262,8 @@ def run_fn(fn_args) -> None:
                  len(captions), len(vocabulary), steps)
     warm_result = warm_start(towers, warm_from) if warm_from else None
     history = train(towers, config, train_once, train_images, evaluation,
-                    compiler(config, scope), steps, checkpoint_dir)
+                    compiler(config, scope), steps, checkpoint_dir,
+                    warm="warm_started_from" in (warm_result or {}))
     history.warm_start_result = warm_result
     warmup = sample_images(fn_args.eval_files, {F.TRANSFORMED_IMAGE: tf.io.FixedLenFeature(
         [], tf.string)}, count=2)
